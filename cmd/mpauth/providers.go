@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/go-kratos/kratos/v2/log"
+
+	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/conf"
+	"github.com/mpauth/mpauth/internal/provider"
+	"github.com/mpauth/mpauth/internal/provider/platforms"
+	"github.com/mpauth/mpauth/internal/sandbox"
+	"github.com/mpauth/mpauth/internal/token"
+)
+
+// Glue between the config and the constructors wire calls.
+
+func newRegistry(bc *conf.Bootstrap) (*provider.Registry, error) {
+	return platforms.NewRegistry(bc.Apps)
+}
+
+func newAuthConfig(bc *conf.Bootstrap) biz.AuthConfig {
+	return biz.AuthConfig{RefreshTokenTTL: bc.Auth.RefreshTokenTtl.AsDuration()}
+}
+
+// newTokenManager loads the signing keys; with none configured and
+// dev_generate_key set, it generates one under data_dir once and reuses it.
+func newTokenManager(bc *conf.Bootstrap, logger log.Logger) (*token.Manager, error) {
+	a := bc.Auth
+	var keys []token.Key
+	for i, k := range a.Keys {
+		pemBytes := []byte(k.PrivateKey)
+		if k.PrivateKeyFile != "" {
+			b, err := os.ReadFile(k.PrivateKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("config auth.keys[%d].private_key_file: %w", i, err)
+			}
+			pemBytes = b
+		}
+		key, err := token.ParsePrivateKeyPEM(k.Kid, pemBytes)
+		if err != nil {
+			return nil, fmt.Errorf("config auth.keys[%d]: %w", i, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 && a.DevGenerateKey {
+		path := filepath.Join(bc.Data.DataDir, "dev-signing-key.pem")
+		key, err := token.LoadOrCreateDevKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("config auth.dev_generate_key: %w", err)
+		}
+		log.NewHelper(logger).Warnf("using the development signing key %s: configure auth.keys in production", path)
+		keys = append(keys, key)
+	}
+	m, err := token.New(token.Config{
+		Issuer:    a.Issuer,
+		Audience:  a.Audience,
+		TTL:       a.AccessTokenTtl.AsDuration(),
+		Keys:      keys,
+		ActiveKID: a.ActiveKid,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config auth: %w", err)
+	}
+	return m, nil
+}
+
+// newSandbox returns the fake platforms when enabled, else nil.
+func newSandbox(bc *conf.Bootstrap, logger log.Logger) (*sandbox.Sandbox, error) {
+	if !bc.Sandbox.GetEnabled() {
+		return nil, nil
+	}
+	apps, err := platforms.Apps(bc.Apps)
+	if err != nil {
+		return nil, err
+	}
+	sb := sandbox.New(apps,
+		sandbox.WithAddr(bc.Sandbox.Addr),
+		sandbox.WithCodeTTL(bc.Sandbox.CodeTtl.AsDuration()),
+		sandbox.WithLogger(logger),
+	)
+	// Bind now so a taken port stops the server at start, not later.
+	if _, err := sb.Listen(); err != nil {
+		return nil, fmt.Errorf("config sandbox.addr: %w", err)
+	}
+	return sb, nil
+}

@@ -1,0 +1,355 @@
+package biz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/go-kratos/kratos/v2/log"
+
+	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
+	"github.com/mpauth/mpauth/internal/provider"
+	"github.com/mpauth/mpauth/internal/token"
+)
+
+// TokenPair is what a login or refresh hands to the client.
+type TokenPair struct {
+	AccessToken      string
+	AccessExpiresIn  time.Duration
+	RefreshToken     string
+	RefreshExpiresIn time.Duration
+	UserID           string
+	SessionID        string
+	IsNewUser        bool
+}
+
+// AuthConfig holds the session settings.
+type AuthConfig struct {
+	RefreshTokenTTL time.Duration
+}
+
+// refreshReuseGrace: a rotated refresh token presented again this soon after
+// its rotation is taken for the client's own retry of the same refresh
+// (a lost response, two tabs racing) and only refused; later, it is treated
+// as theft and revokes the session (RFC 9700 §4.14).
+const refreshReuseGrace = 5 * time.Second
+
+// maxTxAttempts bounds retries of a transaction that lost a race on a unique
+// key or a lock to a concurrent login of the same person.
+const maxTxAttempts = 8
+
+// AuthUsecase logs users in and manages their sessions.
+type AuthUsecase struct {
+	apps     *provider.Registry
+	tx       Transaction
+	accounts AccountRepo
+	sessions SessionRepo
+	audit    AuditRepo
+	tokens   *token.Manager
+	cfg      AuthConfig
+	now      func() time.Time
+	log      *log.Helper
+}
+
+// NewAuthUsecase returns an AuthUsecase.
+func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, tokens *token.Manager, cfg AuthConfig, logger log.Logger) *AuthUsecase {
+	return &AuthUsecase{
+		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, tokens: tokens, cfg: cfg,
+		now: time.Now,
+		log: log.NewHelper(log.With(logger, "module", "biz/auth")),
+	}
+}
+
+// Login exchanges a platform login code for mpauth tokens: the platform says
+// who the code belongs to, the identity is mapped to its unified user
+// (creating one on first login) and a session is recorded, all in one
+// transaction. No token is returned unless that transaction committed.
+func (uc *AuthUsecase) Login(ctx context.Context, platform, appID, code string) (*TokenPair, error) {
+	app, p, ok := uc.apps.Lookup(platform, appID)
+	if !ok {
+		return nil, v1.ErrorUnknownApp("platform %q app_id %q is not configured on this server: check both fields", platform, appID)
+	}
+	id, err := p.Exchange(ctx, code)
+	if err != nil {
+		return nil, uc.platformError(ctx, app, err)
+	}
+	now := uc.now()
+	refresh := newRefreshToken()
+	var (
+		sess  *Session
+		isNew bool
+	)
+	err = uc.inTx(ctx, func(ctx context.Context) error {
+		userID, created, err := uc.resolveUser(ctx, app, id, now)
+		if err != nil {
+			return err
+		}
+		sess = &Session{ID: NewSessionID(), UserID: userID, Platform: app.Platform, AppID: app.AppID, CreatedAt: now}
+		isNew = created
+		return uc.sessions.Create(ctx, sess, RefreshToken{
+			Hash: HashRefreshToken(refresh), SessionID: sess.ID, ExpiresAt: now.Add(uc.cfg.RefreshTokenTTL),
+		})
+	})
+	if err != nil {
+		return nil, storageError(ctx, uc.log, "record login", err)
+	}
+	return uc.issue(sess, refresh, isNew)
+}
+
+// resolveUser finds or creates the user behind a platform identity and
+// records this login on the identity. It reports whether the user is new.
+func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *provider.Identity, now time.Time) (string, bool, error) {
+	// unionids mean something only within the app's union scope.
+	unionID := ""
+	if app.UnionScope != "" {
+		unionID = id.UnionID
+	}
+	ident, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, id.OpenID)
+	switch {
+	case err == nil:
+		if unionID != "" {
+			if err := uc.claimUnion(ctx, app, unionID, ident.UserID); err != nil {
+				return "", false, err
+			}
+		}
+		upd := LoginUpdate{UnionScope: ident.UnionScope, UnionID: ident.UnionID, SessionKey: id.SessionKey, At: now}
+		if unionID != "" {
+			upd.UnionScope, upd.UnionID = app.UnionScope, unionID
+		}
+		return ident.UserID, false, uc.accounts.RecordLogin(ctx, ident.ID, upd)
+	case !errors.Is(err, ErrNotFound):
+		return "", false, err
+	}
+
+	userID, created := "", false
+	if unionID != "" {
+		owner, err := uc.accounts.FindUnionOwner(ctx, app.Platform, app.UnionScope, unionID)
+		switch {
+		case err == nil:
+			userID = owner
+		case !errors.Is(err, ErrNotFound):
+			return "", false, err
+		}
+	}
+	if userID == "" {
+		u, err := uc.accounts.CreateUser(ctx, NewUserID())
+		if err != nil {
+			return "", false, err
+		}
+		userID, created = u.ID, true
+		if unionID != "" {
+			// A concurrent first login of the same person through another
+			// app of the scope makes this fail; the retry then finds it.
+			if err := uc.accounts.BindUnion(ctx, app.Platform, app.UnionScope, unionID, userID); err != nil {
+				return "", false, err
+			}
+		}
+	}
+	scope := ""
+	if unionID != "" {
+		scope = app.UnionScope
+	}
+	_, err = uc.accounts.CreateIdentity(ctx, &Identity{
+		UserID: userID, Platform: app.Platform, AppID: app.AppID, OpenID: id.OpenID,
+		UnionScope: scope, UnionID: unionID, SessionKey: id.SessionKey, LastLoginAt: now,
+	})
+	return userID, created, err
+}
+
+// claimUnion records a late-arriving unionid of an existing identity. When
+// the unionid already belongs to another user the login still proceeds as the
+// identity's own user and the conflict is audited for operators.
+func (uc *AuthUsecase) claimUnion(ctx context.Context, app provider.App, unionID, userID string) error {
+	owner, err := uc.accounts.FindUnionOwner(ctx, app.Platform, app.UnionScope, unionID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return uc.accounts.BindUnion(ctx, app.Platform, app.UnionScope, unionID, userID)
+	case err != nil:
+		return err
+	case owner == userID:
+		return nil
+	}
+	return uc.audit.Record(ctx, AuditEvent{
+		Actor: "system", Action: AuditIdentityConflict, Subject: userID,
+		Reason: "the identity's unionid belongs to another user",
+		Details: map[string]any{
+			"platform": app.Platform, "app_id": app.AppID, "union_scope": app.UnionScope,
+			"union_owner": owner, "identity_owner": userID,
+		},
+		At: uc.now(),
+	})
+}
+
+// Refresh rotates a refresh token and issues a new pair.
+func (uc *AuthUsecase) Refresh(ctx context.Context, refreshToken string) (*TokenPair, error) {
+	now := uc.now()
+	hash := HashRefreshToken(refreshToken)
+	next := newRefreshToken()
+	var (
+		sess   *Session
+		reused bool
+	)
+	err := uc.tx.InTx(ctx, func(ctx context.Context) error {
+		rt, s, err := uc.sessions.FindRefreshToken(ctx, hash)
+		if err != nil {
+			return err
+		}
+		if !s.Active() || !now.Before(rt.ExpiresAt) {
+			return ErrRefreshTokenInvalid
+		}
+		if rt.RotatedAt != nil {
+			if now.Sub(*rt.RotatedAt) < refreshReuseGrace {
+				return ErrRefreshTokenInvalid
+			}
+			reused = true
+			if err := uc.sessions.Revoke(ctx, s.ID, "refresh_token_reuse", now); err != nil {
+				return err
+			}
+			return uc.audit.Record(ctx, AuditEvent{
+				Actor: "system", Action: AuditRefreshTokenReuse, Subject: s.UserID,
+				Reason:  "a rotated refresh token was presented again; the session was revoked",
+				Details: map[string]any{"session_id": s.ID, "rotated_at": rt.RotatedAt.UTC().Format(time.RFC3339Nano)},
+				At:      now,
+			})
+		}
+		ok, err := uc.sessions.Rotate(ctx, hash, now, RefreshToken{
+			Hash: HashRefreshToken(next), SessionID: s.ID, ExpiresAt: now.Add(uc.cfg.RefreshTokenTTL),
+		})
+		if err != nil {
+			return err
+		}
+		if !ok { // a concurrent refresh of the same token won
+			return ErrRefreshTokenInvalid
+		}
+		sess = s
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrRefreshTokenInvalid):
+		return nil, ErrRefreshTokenInvalid
+	case err != nil:
+		return nil, storageError(ctx, uc.log, "refresh", err)
+	case reused:
+		uc.log.WithContext(ctx).Warnw("msg", "refresh token reuse: session revoked", "sid", sessIDOf(sess))
+		return nil, ErrRefreshTokenInvalid
+	}
+	return uc.issue(sess, next, false)
+}
+
+func sessIDOf(s *Session) string {
+	if s == nil {
+		return ""
+	}
+	return s.ID
+}
+
+// Logout revokes the caller's session.
+func (uc *AuthUsecase) Logout(ctx context.Context, p *Principal) error {
+	if err := uc.sessions.Revoke(ctx, p.SessionID, "logout", uc.now()); err != nil && !errors.Is(err, ErrNotFound) {
+		return storageError(ctx, uc.log, "logout", err)
+	}
+	return nil
+}
+
+// Authenticate verifies an access token and checks that its session is
+// still active.
+func (uc *AuthUsecase) Authenticate(ctx context.Context, accessToken string) (*Principal, error) {
+	c, err := uc.tokens.Verify(accessToken)
+	if err != nil {
+		return nil, ErrUnauthenticated
+	}
+	s, err := uc.sessions.Get(ctx, c.SessionID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrUnauthenticated
+	case err != nil:
+		return nil, storageError(ctx, uc.log, "load session", err)
+	case !s.Active() || s.UserID != c.Subject:
+		return nil, ErrUnauthenticated
+	}
+	return &Principal{UserID: s.UserID, SessionID: s.ID, Platform: s.Platform, AppID: s.AppID}, nil
+}
+
+func (uc *AuthUsecase) issue(s *Session, refresh string, isNew bool) (*TokenPair, error) {
+	tok, claims, err := uc.tokens.Sign(token.Claims{Subject: s.UserID, SessionID: s.ID, Platform: s.Platform, AppID: s.AppID})
+	if err != nil {
+		uc.log.Errorw("msg", "signing an access token failed", "err", err)
+		return nil, ErrInternal
+	}
+	return &TokenPair{
+		AccessToken:      tok,
+		AccessExpiresIn:  claims.ExpiresAt.Sub(claims.IssuedAt),
+		RefreshToken:     refresh,
+		RefreshExpiresIn: uc.cfg.RefreshTokenTTL,
+		UserID:           s.UserID,
+		SessionID:        s.ID,
+		IsNewUser:        isNew,
+	}, nil
+}
+
+// inTx runs fn in a transaction, retrying it when it lost a race to a
+// concurrent transaction (see ErrConcurrentUpdate).
+func (uc *AuthUsecase) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	var err error
+	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
+		if err = uc.tx.InTx(ctx, fn); !errors.Is(err, ErrConcurrentUpdate) {
+			return err
+		}
+		backoff := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+	return err
+}
+
+// platformError maps a provider failure to the API error the client sees.
+func (uc *AuthUsecase) platformError(ctx context.Context, app provider.App, err error) error {
+	var pe *provider.Error
+	_ = errors.As(err, &pe)
+	l := uc.log.WithContext(ctx)
+	switch {
+	case errors.Is(err, provider.ErrCodeInvalid):
+		return v1.ErrorCodeInvalid("the login code is invalid or expired: get a new code from the platform's login API and retry")
+	case errors.Is(err, provider.ErrCodeUsed):
+		return v1.ErrorCodeUsed("the login code was already used: get a new code from the platform's login API and retry")
+	case errors.Is(err, provider.ErrRateLimited):
+		e := v1.ErrorPlatformRateLimited("the platform is rate-limiting logins for this app: retry later")
+		if pe != nil && pe.RetryAfter > 0 {
+			e = e.WithMetadata(map[string]string{"retry_after": fmt.Sprint(int(pe.RetryAfter.Seconds()))})
+		}
+		return e
+	case errors.Is(err, provider.ErrUserBlocked):
+		return v1.ErrorUserBlocked("the platform refused to log this user in")
+	case errors.Is(err, provider.ErrMisconfigured):
+		l.Errorw("msg", "PLATFORM REJECTED THE APP'S CONFIGURATION: fix the app's credentials", "platform", app.Platform, "app_id", app.AppID, "err", err)
+		return v1.ErrorPlatformMisconfigured("the platform rejected this app's server configuration; the operator must fix it (see the server log)")
+	default:
+		l.Warnw("msg", "platform unavailable", "platform", app.Platform, "app_id", app.AppID, "err", err)
+		return v1.ErrorPlatformUnavailable("the platform did not answer usably: retry later")
+	}
+}
+
+// storageError turns a repository failure into an API error, logging the
+// detail server-side.
+func storageError(ctx context.Context, l *log.Helper, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, ErrRefreshTokenInvalid), errors.Is(err, ErrUnauthenticated):
+		return err
+	case errors.Is(err, ErrStorageUnavailable):
+		l.WithContext(ctx).Errorw("msg", op+" failed: storage unavailable", "err", err)
+		return ErrStorageUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return ErrStorageUnavailable
+	default:
+		l.WithContext(ctx).Errorw("msg", op+" failed", "err", err)
+		return ErrInternal
+	}
+}

@@ -1,0 +1,43 @@
+package biz
+
+import (
+	"context"
+	"time"
+)
+
+// Session is one login: the `sid` of its access tokens and the family of its
+// rotating refresh tokens.
+type Session struct {
+	ID        string
+	UserID    string
+	Platform  string
+	AppID     string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Active reports whether the session can still be used.
+func (s *Session) Active() bool { return s.RevokedAt == nil }
+
+// RefreshToken is one generation of a session's refresh token.
+type RefreshToken struct {
+	Hash      string
+	SessionID string
+	ExpiresAt time.Time
+	RotatedAt *time.Time
+}
+
+// SessionRepo stores sessions and their refresh tokens.
+type SessionRepo interface {
+	// Create stores the session with its first refresh token.
+	Create(ctx context.Context, s *Session, first RefreshToken) error
+	Get(ctx context.Context, id string) (*Session, error)
+	// FindRefreshToken returns a refresh token generation and its session;
+	// ErrNotFound if the hash is unknown.
+	FindRefreshToken(ctx context.Context, hash string) (*RefreshToken, *Session, error)
+	// Rotate marks the generation `hash` rotated at `at` and stores `next`,
+	// but only if `hash` was not rotated yet: it reports false when another
+	// request rotated it first.
+	Rotate(ctx context.Context, hash string, at time.Time, next RefreshToken) (bool, error)
+	Revoke(ctx context.Context, id, reason string, at time.Time) error
+}

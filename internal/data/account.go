@@ -1,0 +1,118 @@
+package data
+
+import (
+	"context"
+
+	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data/ent"
+	"github.com/mpauth/mpauth/internal/data/ent/identity"
+	"github.com/mpauth/mpauth/internal/data/ent/unionaccount"
+)
+
+type accountRepo struct{ d *Data }
+
+// NewAccountRepo returns the biz.AccountRepo on d.
+func NewAccountRepo(d *Data) biz.AccountRepo { return &accountRepo{d} }
+
+func (r *accountRepo) CreateUser(ctx context.Context, id string) (*biz.User, error) {
+	u, err := r.d.client(ctx).User.Create().SetID(id).Save(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &biz.User{ID: u.ID, CreatedAt: u.CreatedAt}, nil
+}
+
+func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error) {
+	u, err := r.d.client(ctx).User.Get(ctx, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &biz.User{ID: u.ID, CreatedAt: u.CreatedAt}, nil
+}
+
+func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID string) (*biz.Identity, error) {
+	i, err := r.d.client(ctx).Identity.Query().
+		Where(identity.Platform(platform), identity.AppID(appID), identity.Openid(openID)).
+		Only(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return toIdentity(i), nil
+}
+
+func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*biz.Identity, error) {
+	i, err := r.d.client(ctx).Identity.Create().
+		SetUserID(in.UserID).
+		SetPlatform(in.Platform).
+		SetAppID(in.AppID).
+		SetOpenid(in.OpenID).
+		SetUnionScope(in.UnionScope).
+		SetUnionid(in.UnionID).
+		SetSessionKey(in.SessionKey).
+		SetLastLoginAt(in.LastLoginAt).
+		Save(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return toIdentity(i), nil
+}
+
+func (r *accountRepo) RecordLogin(ctx context.Context, identityID int, u biz.LoginUpdate) error {
+	q := r.d.client(ctx).Identity.UpdateOneID(identityID).
+		SetLastLoginAt(u.At).
+		SetUnionScope(u.UnionScope).
+		SetUnionid(u.UnionID)
+	if u.SessionKey != "" {
+		q.SetSessionKey(u.SessionKey)
+	}
+	return mapErr(q.Exec(ctx))
+}
+
+func (r *accountRepo) ListIdentities(ctx context.Context, userID string) ([]*biz.Identity, error) {
+	rows, err := r.d.client(ctx).Identity.Query().
+		Where(identity.UserID(userID)).
+		Order(ent.Asc(identity.FieldCreatedAt), ent.Asc(identity.FieldID)).
+		All(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]*biz.Identity, len(rows))
+	for i, row := range rows {
+		out[i] = toIdentity(row)
+	}
+	return out, nil
+}
+
+func (r *accountRepo) FindUnionOwner(ctx context.Context, platform, unionScope, unionID string) (string, error) {
+	u, err := r.d.client(ctx).UnionAccount.Query().
+		Where(unionaccount.Platform(platform), unionaccount.UnionScope(unionScope), unionaccount.Unionid(unionID)).
+		Only(ctx)
+	if err != nil {
+		return "", mapErr(err)
+	}
+	return u.UserID, nil
+}
+
+func (r *accountRepo) BindUnion(ctx context.Context, platform, unionScope, unionID, userID string) error {
+	return mapErr(r.d.client(ctx).UnionAccount.Create().
+		SetPlatform(platform).
+		SetUnionScope(unionScope).
+		SetUnionid(unionID).
+		SetUserID(userID).
+		Exec(ctx))
+}
+
+func toIdentity(i *ent.Identity) *biz.Identity {
+	return &biz.Identity{
+		ID:          i.ID,
+		UserID:      i.UserID,
+		Platform:    i.Platform,
+		AppID:       i.AppID,
+		OpenID:      i.Openid,
+		UnionScope:  i.UnionScope,
+		UnionID:     i.Unionid,
+		SessionKey:  i.SessionKey,
+		CreatedAt:   i.CreatedAt,
+		LastLoginAt: i.LastLoginAt,
+	}
+}

@@ -1,0 +1,177 @@
+// Package data implements biz's repositories on ent, over the embedded
+// SQLite (default) or MySQL.
+package data
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/go-kratos/kratos/v2/log"
+	"github.com/go-sql-driver/mysql"
+	"github.com/google/wire"
+	_ "modernc.org/sqlite" // the embedded, pure-Go SQLite driver ("sqlite")
+
+	"github.com/mpauth/mpauth/internal/conf"
+	"github.com/mpauth/mpauth/internal/data/ent"
+	"github.com/mpauth/mpauth/internal/data/ent/migrate"
+)
+
+// ProviderSet is data providers.
+var ProviderSet = wire.NewSet(NewData, NewTransaction, NewAccountRepo, NewSessionRepo, NewAuditRepo)
+
+// Data holds the database client shared by the repositories.
+type Data struct {
+	db     *ent.Client
+	sqlDB  *sql.DB
+	driver string
+	log    *log.Helper
+}
+
+// NewData opens the configured database (and migrates it when configured).
+func NewData(c *conf.Data, logger log.Logger) (*Data, func(), error) {
+	d, err := Open(c, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		if err := d.Close(); err != nil {
+			d.log.Errorw("msg", "closing the database failed", "err", err)
+		}
+	}
+	if c.GetDatabase().GetMigrateOnStart() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := d.Migrate(ctx); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	return d, cleanup, nil
+}
+
+// Open opens the database without migrating it.
+func Open(c *conf.Data, logger log.Logger) (*Data, error) {
+	db := c.GetDatabase()
+	var (
+		sqlDB   *sql.DB
+		dialect string
+		err     error
+	)
+	switch db.GetDriver() {
+	case "sqlite", "":
+		sqlDB, err = openSQLite(sqliteDSN(c))
+		dialect = "sqlite3"
+	case "mysql":
+		sqlDB, err = openMySQL(db.GetSource())
+		dialect = "mysql"
+	default:
+		return nil, fmt.Errorf("data.database.driver: unknown driver %q (use sqlite or mysql)", db.GetDriver())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n := db.GetMaxOpenConns(); n > 0 {
+		sqlDB.SetMaxOpenConns(int(n))
+	}
+	if n := db.GetMaxIdleConns(); n > 0 {
+		sqlDB.SetMaxIdleConns(int(n))
+	}
+	if d := db.GetConnMaxLifetime(); d != nil {
+		sqlDB.SetConnMaxLifetime(d.AsDuration())
+	}
+	return &Data{
+		db:     ent.NewClient(ent.Driver(entsql.OpenDB(dialect, sqlDB))),
+		sqlDB:  sqlDB,
+		driver: dialect,
+		log:    log.NewHelper(log.With(logger, "module", "data")),
+	}, nil
+}
+
+// Close closes the database.
+func (d *Data) Close() error { return d.db.Close() }
+
+// Migrate creates or upgrades the schema. It only adds tables, columns and
+// indexes; it never drops anything, so instances of the previous version keep
+// working while a new one rolls out.
+func (d *Data) Migrate(ctx context.Context) error {
+	if err := d.db.Schema.Create(ctx, migrate.WithForeignKeys(true)); err != nil {
+		return fmt.Errorf("migrating the %s schema: %w", d.driver, err)
+	}
+	return nil
+}
+
+// MigrationPlan writes the statements Migrate would run, without running them.
+func (d *Data) MigrationPlan(ctx context.Context, w interface{ Write([]byte) (int, error) }) error {
+	return d.db.Schema.WriteTo(ctx, w, migrate.WithForeignKeys(true))
+}
+
+// Ping checks the database is reachable.
+func (d *Data) Ping(ctx context.Context) error { return d.sqlDB.PingContext(ctx) }
+
+func sqliteDSN(c *conf.Data) string {
+	src := c.GetDatabase().GetSource()
+	if src == "" {
+		dir := c.GetDataDir()
+		if dir == "" {
+			dir = "data"
+		}
+		src = filepath.Join(dir, "mpauth.db")
+	}
+	if strings.HasPrefix(src, "file:") || strings.Contains(src, "?") {
+		return src
+	}
+	// WAL lets readers run beside the writer; immediate transactions take the
+	// write lock up front so two logins never deadlock upgrading read locks.
+	return "file:" + src + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+}
+
+func openSQLite(dsn string) (*sql.DB, error) {
+	if path, ok := strings.CutPrefix(dsn, "file:"); ok {
+		path, _, _ = strings.Cut(path, "?")
+		if path != "" && !strings.HasPrefix(path, ":memory:") {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, fmt.Errorf("data.data_dir: creating %s: %w", filepath.Dir(path), err)
+			}
+		}
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("data.database.source: opening sqlite: %w", err)
+	}
+	return db, nil
+}
+
+func openMySQL(dsn string) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("data.database.source: not a valid MySQL DSN (user:pass@tcp(host:3306)/db): %v", redactDSNError(err))
+	}
+	// What the schema and the repositories rely on, whatever the DSN says.
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["charset"] = "utf8mb4"
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("data.database.source: %v", redactDSNError(err))
+	}
+	return sql.OpenDB(connector), nil
+}
+
+// redactDSNError describes a DSN error without quoting the DSN, which holds
+// the password (the driver's parse errors never quote it either).
+func redactDSNError(err error) string { return err.Error() }
+
+// Dialect reports "sqlite3" or "mysql".
+func (d *Data) Dialect() string { return d.driver }

@@ -1,0 +1,103 @@
+package data
+
+import (
+	"context"
+	"time"
+
+	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data/ent"
+	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
+	"github.com/mpauth/mpauth/internal/data/ent/session"
+)
+
+type sessionRepo struct{ d *Data }
+
+// NewSessionRepo returns the biz.SessionRepo on d.
+func NewSessionRepo(d *Data) biz.SessionRepo { return &sessionRepo{d} }
+
+func (r *sessionRepo) Create(ctx context.Context, s *biz.Session, first biz.RefreshToken) error {
+	c := r.d.client(ctx)
+	if err := c.Session.Create().
+		SetID(s.ID).
+		SetUserID(s.UserID).
+		SetPlatform(s.Platform).
+		SetAppID(s.AppID).
+		SetCreatedAt(s.CreatedAt).
+		Exec(ctx); err != nil {
+		return mapErr(err)
+	}
+	return r.createToken(ctx, c, first)
+}
+
+func (r *sessionRepo) createToken(ctx context.Context, c *ent.Client, t biz.RefreshToken) error {
+	return mapErr(c.RefreshToken.Create().
+		SetTokenHash(t.Hash).
+		SetSessionID(t.SessionID).
+		SetExpiresAt(t.ExpiresAt).
+		Exec(ctx))
+}
+
+func (r *sessionRepo) Get(ctx context.Context, id string) (*biz.Session, error) {
+	s, err := r.d.client(ctx).Session.Get(ctx, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return toSession(s), nil
+}
+
+func (r *sessionRepo) FindRefreshToken(ctx context.Context, hash string) (*biz.RefreshToken, *biz.Session, error) {
+	t, err := r.d.client(ctx).RefreshToken.Query().
+		Where(refreshtoken.TokenHash(hash)).
+		WithSession().
+		Only(ctx)
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	return &biz.RefreshToken{Hash: t.TokenHash, SessionID: t.SessionID, ExpiresAt: t.ExpiresAt, RotatedAt: t.RotatedAt},
+		toSession(t.Edges.Session), nil
+}
+
+func (r *sessionRepo) Rotate(ctx context.Context, hash string, at time.Time, next biz.RefreshToken) (bool, error) {
+	c := r.d.client(ctx)
+	// Conditional on rotated_at IS NULL: of two concurrent refreshes of one
+	// token, the row lock lets exactly one update it.
+	n, err := c.RefreshToken.Update().
+		Where(refreshtoken.TokenHash(hash), refreshtoken.RotatedAtIsNil()).
+		SetRotatedAt(at).
+		Save(ctx)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, r.createToken(ctx, c, next)
+}
+
+func (r *sessionRepo) Revoke(ctx context.Context, id, reason string, at time.Time) error {
+	n, err := r.d.client(ctx).Session.Update().
+		Where(session.ID(id), session.RevokedAtIsNil()).
+		SetRevokedAt(at).
+		SetRevokeReason(reason).
+		Save(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		if _, err := r.Get(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func toSession(s *ent.Session) *biz.Session {
+	return &biz.Session{
+		ID:        s.ID,
+		UserID:    s.UserID,
+		Platform:  s.Platform,
+		AppID:     s.AppID,
+		CreatedAt: s.CreatedAt,
+		RevokedAt: s.RevokedAt,
+	}
+}

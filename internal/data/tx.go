@@ -1,0 +1,85 @@
+package data
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data/ent"
+)
+
+type txKey struct{}
+
+type transaction struct{ d *Data }
+
+// NewTransaction returns the biz.Transaction of d.
+func NewTransaction(d *Data) biz.Transaction { return &transaction{d} }
+
+// InTx runs fn in one transaction; repositories called with fn's ctx join it.
+func (t *transaction) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
+		return fn(ctx) // already in one: join it
+	}
+	tx, err := t.d.db.Tx(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return mapErr(tx.Commit())
+}
+
+// client returns the transaction's client when ctx carries one.
+func (d *Data) client(ctx context.Context) *ent.Client {
+	if tx, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
+		return tx.Client()
+	}
+	return d.db
+}
+
+// mapErr turns driver and ent errors into biz's storage-neutral ones, so no
+// raw driver text reaches a client.
+func mapErr(err error) error {
+	var me *mysql.MySQLError
+	switch {
+	case err == nil:
+		return nil
+	case ent.IsNotFound(err):
+		return biz.ErrNotFound
+	case ent.IsConstraintError(err):
+		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)
+	case errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205): // deadlock, lock wait timeout
+		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)
+	case isSQLiteBusy(err):
+		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", biz.ErrStorageUnavailable, err)
+	case errors.Is(err, driver.ErrBadConn), isNetErr(err):
+		return fmt.Errorf("%w: %v", biz.ErrStorageUnavailable, err)
+	default:
+		return fmt.Errorf("%w: %v", biz.ErrStorageUnavailable, err)
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// isSQLiteBusy matches SQLITE_BUSY/SQLITE_LOCKED without importing the
+// driver's internals.
+func isSQLiteBusy(err error) bool {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		c := coded.Code() & 0xff
+		return c == 5 || c == 6
+	}
+	return false
+}

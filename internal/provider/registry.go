@@ -1,0 +1,79 @@
+package provider
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Factory builds the provider of one app.
+type Factory func(App) (Provider, error)
+
+// Registry holds the provider of every configured app, looked up by
+// (platform, app_id).
+type Registry struct {
+	apps map[appKey]entry
+}
+
+type appKey struct{ platform, appID string }
+
+type entry struct {
+	app App
+	p   Provider
+}
+
+// NewRegistry builds a provider for each app with its platform's factory.
+func NewRegistry(apps []App, factories map[string]Factory) (*Registry, error) {
+	r := &Registry{apps: make(map[appKey]entry, len(apps))}
+	for i, a := range apps {
+		f, ok := factories[a.Platform]
+		if !ok {
+			return nil, fmt.Errorf("apps[%d].platform: unknown platform %q (supported: %v)", i, a.Platform, names(factories))
+		}
+		if a.AppID == "" {
+			return nil, fmt.Errorf("apps[%d].app_id: required", i)
+		}
+		k := appKey{a.Platform, a.AppID}
+		if _, dup := r.apps[k]; dup {
+			return nil, fmt.Errorf("apps[%d]: %s app %q is configured twice", i, a.Platform, a.AppID)
+		}
+		if err := ValidateEndpoint(a.Endpoint); err != nil {
+			return nil, fmt.Errorf("apps[%d].endpoint: %w", i, err)
+		}
+		p, err := f(a)
+		if err != nil {
+			return nil, fmt.Errorf("apps[%d] (%s %s): %w", i, a.Platform, a.AppID, err)
+		}
+		r.apps[k] = entry{app: a, p: p}
+	}
+	return r, nil
+}
+
+// Lookup returns the app and its provider.
+func (r *Registry) Lookup(platform, appID string) (App, Provider, bool) {
+	e, ok := r.apps[appKey{platform, appID}]
+	return e.app, e.p, ok
+}
+
+// Apps lists every configured app.
+func (r *Registry) Apps() []App {
+	out := make([]App, 0, len(r.apps))
+	for _, e := range r.apps {
+		out = append(out, e.app)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Platform != out[j].Platform {
+			return out[i].Platform < out[j].Platform
+		}
+		return out[i].AppID < out[j].AppID
+	})
+	return out
+}
+
+func names(m map[string]Factory) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode"
+
+	"github.com/go-kratos/kratos/v2/middleware"
+	"github.com/go-kratos/kratos/v2/middleware/selector"
+	"github.com/go-kratos/kratos/v2/transport"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
+	"github.com/mpauth/mpauth/internal/biz"
+)
+
+// publicOperations need no access token; every other operation does
+// (deny by default: a new RPC is protected unless listed here).
+var publicOperations = map[string]bool{
+	v1.AuthService_Login_FullMethodName:   true,
+	v1.AuthService_Refresh_FullMethodName: true,
+}
+
+// authenticate requires a valid Bearer access token of an active session on
+// every non-public operation and puts the caller in the context.
+func authenticate(auth *biz.AuthUsecase) middleware.Middleware {
+	return selector.Server(func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			tr, ok := transport.FromServerContext(ctx)
+			if !ok {
+				return nil, biz.ErrUnauthenticated
+			}
+			tok, ok := bearer(tr.RequestHeader().Get("Authorization"))
+			if !ok {
+				return nil, biz.ErrUnauthenticated
+			}
+			p, err := auth.Authenticate(ctx, tok)
+			if err != nil {
+				return nil, err
+			}
+			return next(biz.NewPrincipalContext(ctx, p), req)
+		}
+	}).Match(func(_ context.Context, op string) bool { return !publicOperations[op] }).Build()
+}
+
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// validate runs the request's protoc-gen-validate rules and answers
+// INVALID_ARGUMENT naming the field (as in the API's JSON) and what to do.
+func validate() middleware.Middleware {
+	return func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			if v, ok := req.(interface{ Validate() error }); ok {
+				if err := v.Validate(); err != nil {
+					return nil, invalidArgument(req, err)
+				}
+			}
+			return next(ctx, req)
+		}
+	}
+}
+
+type fieldError interface {
+	Field() string
+	Reason() string
+}
+
+func invalidArgument(req any, err error) error {
+	var fe fieldError
+	if !errors.As(err, &fe) {
+		return v1.ErrorInvalidArgument("invalid request")
+	}
+	field := snake(fe.Field())
+	md := map[string]string{"field": field}
+	if m, ok := req.(proto.Message); ok {
+		if fd := m.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(field)); fd != nil && !m.ProtoReflect().Has(fd) {
+			return v1.ErrorInvalidArgument("%s is required", field).WithMetadata(md)
+		}
+	}
+	// PGV reasons describe the rule ("value length must be between 1 and
+	// 256 runes, inclusive"); they never echo the value.
+	return v1.ErrorInvalidArgument("%s is invalid: %s", field, fe.Reason()).WithMetadata(md)
+}
+
+// snake turns PGV's Go field names (AppId) into the API's JSON names (app_id).
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
