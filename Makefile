@@ -10,7 +10,7 @@ PROTOC_GEN_GO_GRPC  := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 PROTOC_GEN_OPENAPI  := github.com/google/gnostic/cmd/protoc-gen-openapi@v0.7.1
 PROTOC_GEN_VALIDATE := github.com/envoyproxy/protoc-gen-validate@v1.3.3
 
-.PHONY: help run test build init generate api config errors ent wire migrate clean
+.PHONY: help run test build init generate api config ent wire clean
 
 # show this help
 help:
@@ -20,8 +20,9 @@ help:
 run:
 	go run ./cmd/mpauth -conf configs/config.yaml
 
-# run every test (MySQL tests too when MPAUTH_TEST_MYSQL_DSN is set)
+# run every test (the MySQL ones too when MPAUTH_TEST_MYSQL_DSN is set, as .ci/run does)
 test:
+	@if [ -z "$$MPAUTH_TEST_MYSQL_DSN" ]; then echo "note: MPAUTH_TEST_MYSQL_DSN is unset, storage tests run on SQLite only (.ci/run sets it)"; fi
 	go vet ./...
 	go test -count=1 ./...
 

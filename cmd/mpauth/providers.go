@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/go-kratos/kratos/v2/log"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/conf"
@@ -17,8 +18,24 @@ import (
 
 // Glue between the config and the constructors wire calls.
 
-func newRegistry(bc *conf.Bootstrap) (*provider.Registry, error) {
-	return platforms.NewRegistry(bc.Apps)
+// sandboxEndpoint is the `endpoint` value that means "the built-in sandbox,
+// wherever it listens" (tests bind it to port 0).
+const sandboxEndpoint = "sandbox"
+
+func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox) (*provider.Registry, error) {
+	apps := bc.Apps
+	for i, a := range apps {
+		if a.GetEndpoint() != sandboxEndpoint {
+			continue
+		}
+		if sb == nil {
+			return nil, fmt.Errorf("config apps[%d].endpoint: %q needs sandbox.enabled", i, sandboxEndpoint)
+		}
+		resolved := proto.Clone(a).(*conf.App)
+		resolved.Endpoint = sb.Endpoint()
+		apps = append(apps[:i:i], append([]*conf.App{resolved}, apps[i+1:]...)...)
+	}
+	return platforms.NewRegistry(apps)
 }
 
 func newAuthConfig(bc *conf.Bootstrap) biz.AuthConfig {

@@ -21,7 +21,11 @@ import (
 // wireApp builds the application from its config.
 func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(), error) {
 	confServer := bootstrap.Server
-	registry, err := newRegistry(bootstrap)
+	sandbox, err := newSandbox(bootstrap, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	registry, err := newRegistry(bootstrap, sandbox)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,11 +54,6 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 		return nil, nil, err
 	}
 	grpcServer := server.NewGRPCServer(confServer, authUsecase, authService, accountService, logger)
-	sandbox, err := newSandbox(bootstrap, logger)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
 	app := newApp(bootstrap, logger, httpServer, grpcServer, sandbox)
 	return app, func() {
 		cleanup()

@@ -155,10 +155,9 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	// What the schema and the repositories rely on, whatever the DSN says.
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
+	if err := cfg.Apply(mysql.Charset("utf8mb4", "utf8mb4_bin")); err != nil {
+		return nil, fmt.Errorf("data.database.source: %v", err)
 	}
-	cfg.Params["charset"] = "utf8mb4"
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}

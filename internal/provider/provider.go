@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -53,7 +54,7 @@ func (a App) URL(base, path string) string {
 	if a.Endpoint != "" {
 		base = a.Endpoint
 	}
-	return base + path
+	return strings.TrimSuffix(base, "/") + path
 }
 
 // ValidateEndpoint checks an endpoint override: scheme://host[:port] only.

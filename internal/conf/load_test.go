@@ -1,0 +1,110 @@
+package conf
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+auth:
+  issuer: https://auth.test
+  audience: backend
+  dev_generate_key: true
+apps:
+  - platform: wechat
+    app_id: wx1
+    secret: ${TEST_SECRET:fallback}
+`
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestParseAppliesDefaultsAndPlaceholders(t *testing.T) {
+	bc, err := Parse([]byte(minimal), env(map[string]string{"TEST_SECRET": "from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bc.Apps[0].Secret; got != "from-env" {
+		t.Errorf("secret = %q, want the env value", got)
+	}
+	if bc.Data.Database.Driver != "sqlite" || bc.Server.Http.Addr != "127.0.0.1:8000" {
+		t.Errorf("defaults not applied: %v", bc)
+	}
+	if bc.Auth.AccessTokenTtl.AsDuration() != 15*time.Minute || bc.Auth.RefreshTokenTtl.AsDuration() != 720*time.Hour {
+		t.Errorf("token ttl defaults = %v %v", bc.Auth.AccessTokenTtl, bc.Auth.RefreshTokenTtl)
+	}
+	if bc.Apps[0].Timeout.AsDuration() != 3*time.Second {
+		t.Errorf("app timeout default = %v", bc.Apps[0].Timeout)
+	}
+
+	bc, err = Parse([]byte(minimal), env(nil))
+	if err != nil || bc.Apps[0].Secret != "fallback" {
+		t.Fatalf("placeholder default: %v %v", bc, err)
+	}
+}
+
+func TestParseReadsGoDurations(t *testing.T) {
+	bc, err := Parse([]byte(minimal+"    timeout: 1500ms\n"+"sandbox:\n  code_ttl: 2m\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bc.Apps[0].Timeout.AsDuration() != 1500*time.Millisecond || bc.Sandbox.CodeTtl.AsDuration() != 2*time.Minute {
+		t.Fatalf("durations = %v %v", bc.Apps[0].Timeout, bc.Sandbox.CodeTtl)
+	}
+}
+
+func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"misspelt field", minimal + "sandbox:\n  enabeld: true\n", "enabeld"},
+		{"unset env var", strings.Replace(minimal, "${TEST_SECRET:fallback}", "${TEST_MISSING}", 1), "apps[0].secret: environment variable TEST_MISSING"},
+		{"bad duration", minimal + "    timeout: soon\n", "apps[0].timeout"},
+		{"unknown driver", minimal + "data:\n  database:\n    driver: oracle\n", "data.database.driver"},
+		{"mysql without dsn", minimal + "data:\n  database:\n    driver: mysql\n", "data.database.source"},
+		{"no issuer", strings.Replace(minimal, "issuer: https://auth.test", "", 1), "auth.issuer"},
+		{"no audience", strings.Replace(minimal, "audience: backend", "", 1), "auth.audience"},
+		{"no key outside dev", strings.Replace(minimal, "dev_generate_key: true", "", 1), "auth.keys"},
+		{"key without kid", minimal + "  keys:\n    - private_key: x\n", ""},
+		{"no apps", "auth:\n  issuer: a\n  audience: b\n  dev_generate_key: true\n", "apps"},
+		{"app without app_id", strings.Replace(minimal, "app_id: wx1", "", 1), "apps[0].app_id"},
+		{"bad log level", minimal + "log:\n  level: loud\n", "log.level"},
+		{"not yaml", "{", "not valid YAML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(nil))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestShippedConfigsParse(t *testing.T) {
+	for _, f := range []string{"../../configs/config.yaml", "../../configs/mysql.example.yaml"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := env(map[string]string{"MPAUTH_MYSQL_DSN": "u:p@tcp(db:3306)/mpauth", "MPAUTH_WECHAT_APP_ID": "wx1", "MPAUTH_WECHAT_SECRET": "s"})
+		bc, err := Parse(raw, vars)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if strings.Contains(f, "config.yaml") && (!bc.Sandbox.Enabled || bc.Data.Database.Driver != "sqlite") {
+			t.Errorf("the embedded default must run sqlite with the sandbox on")
+		}
+		if strings.Contains(f, "mysql") && bc.Sandbox.Enabled {
+			t.Errorf("the sandbox must be off outside the dev config")
+		}
+	}
+}
