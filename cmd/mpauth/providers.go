@@ -35,7 +35,7 @@ func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox) (*provider.Registry, e
 		resolved.Endpoint = sb.Endpoint()
 		apps = append(apps[:i:i], append([]*conf.App{resolved}, apps[i+1:]...)...)
 	}
-	return platforms.NewRegistry(apps)
+	return platforms.NewRegistry(apps, provider.Env{})
 }
 
 func newAuthConfig(bc *conf.Bootstrap) biz.AuthConfig {

@@ -71,7 +71,7 @@ func (uc *AuthUsecase) Login(ctx context.Context, platform, appID, code string) 
 	if !ok {
 		return nil, v1.ErrorUnknownApp("platform %q app_id %q is not configured on this server: check both fields", platform, appID)
 	}
-	id, err := p.Exchange(ctx, code)
+	id, err := p.Exchange(ctx, provider.Credentials{Code: code})
 	if err != nil {
 		return nil, uc.platformError(ctx, app, err)
 	}

@@ -327,7 +327,21 @@ type App struct {
 	// (sandbox, tests, egress proxies). Paths are unchanged.
 	Endpoint string `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	// Deadline of one platform call.
-	Timeout       *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Alipay: the app private key (PKCS#1 or PKCS#8 PEM) that signs requests,
+	// inline or in a file.
+	PrivateKey     string `protobuf:"bytes,8,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	PrivateKeyFile string `protobuf:"bytes,9,opt,name=private_key_file,json=privateKeyFile,proto3" json:"private_key_file,omitempty"`
+	// Alipay: the Alipay public key (PEM) that signs responses, inline or in a file.
+	PlatformPublicKey     string `protobuf:"bytes,10,opt,name=platform_public_key,json=platformPublicKey,proto3" json:"platform_public_key,omitempty"`
+	PlatformPublicKeyFile string `protobuf:"bytes,11,opt,name=platform_public_key_file,json=platformPublicKeyFile,proto3" json:"platform_public_key_file,omitempty"`
+	// Alipay: the app's content encryption (AES) key, base64, for my.getPhoneNumber.
+	AesKey string `protobuf:"bytes,12,opt,name=aes_key,json=aesKey,proto3" json:"aes_key,omitempty"`
+	// Alipay: which per-app user id to use: "open_id" (default, new apps) or
+	// legacy "user_id" (2088...).
+	IdentityField string `protobuf:"bytes,13,opt,name=identity_field,json=identityField,proto3" json:"identity_field,omitempty"`
+	// Douyin: accept anonymous (guest) logins.
+	AllowGuests   bool `protobuf:"varint,14,opt,name=allow_guests,json=allowGuests,proto3" json:"allow_guests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -409,6 +423,55 @@ func (x *App) GetTimeout() *durationpb.Duration {
 		return x.Timeout
 	}
 	return nil
+}
+
+func (x *App) GetPrivateKey() string {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return ""
+}
+
+func (x *App) GetPrivateKeyFile() string {
+	if x != nil {
+		return x.PrivateKeyFile
+	}
+	return ""
+}
+
+func (x *App) GetPlatformPublicKey() string {
+	if x != nil {
+		return x.PlatformPublicKey
+	}
+	return ""
+}
+
+func (x *App) GetPlatformPublicKeyFile() string {
+	if x != nil {
+		return x.PlatformPublicKeyFile
+	}
+	return ""
+}
+
+func (x *App) GetAesKey() string {
+	if x != nil {
+		return x.AesKey
+	}
+	return ""
+}
+
+func (x *App) GetIdentityField() string {
+	if x != nil {
+		return x.IdentityField
+	}
+	return ""
+}
+
+func (x *App) GetAllowGuests() bool {
+	if x != nil {
+		return x.AllowGuests
+	}
+	return false
 }
 
 type Sandbox struct {
@@ -816,7 +879,7 @@ const file_conf_conf_proto_rawDesc = "" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1f\n" +
 	"\vprivate_key\x18\x02 \x01(\tR\n" +
 	"privateKey\x12(\n" +
-	"\x10private_key_file\x18\x03 \x01(\tR\x0eprivateKeyFile\"\xe3\x01\n" +
+	"\x10private_key_file\x18\x03 \x01(\tR\x0eprivateKeyFile\"\xfa\x03\n" +
 	"\x03App\x12\x1a\n" +
 	"\bplatform\x18\x01 \x01(\tR\bplatform\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x16\n" +
@@ -826,7 +889,16 @@ const file_conf_conf_proto_rawDesc = "" +
 	"\vunion_scope\x18\x05 \x01(\tR\n" +
 	"unionScope\x12\x1a\n" +
 	"\bendpoint\x18\x06 \x01(\tR\bendpoint\x123\n" +
-	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\"m\n" +
+	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
+	"\vprivate_key\x18\b \x01(\tR\n" +
+	"privateKey\x12(\n" +
+	"\x10private_key_file\x18\t \x01(\tR\x0eprivateKeyFile\x12.\n" +
+	"\x13platform_public_key\x18\n" +
+	" \x01(\tR\x11platformPublicKey\x127\n" +
+	"\x18platform_public_key_file\x18\v \x01(\tR\x15platformPublicKeyFile\x12\x17\n" +
+	"\aaes_key\x18\f \x01(\tR\x06aesKey\x12%\n" +
+	"\x0eidentity_field\x18\r \x01(\tR\ridentityField\x12!\n" +
+	"\fallow_guests\x18\x0e \x01(\bR\vallowGuests\"m\n" +
 	"\aSandbox\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x124\n" +

@@ -15,8 +15,22 @@ import (
 
 // Platform names as used in the API and in config.
 const (
-	WeChat = "wechat"
+	WeChat   = "wechat"
+	Alipay   = "alipay"
+	Douyin   = "douyin"
+	Kuaishou = "kuaishou"
+	Baidu    = "baidu"
 )
+
+// Credentials is what the mini-program sent to log in.
+type Credentials struct {
+	// Code is the one-time login code (wx.login, my.getAuthCode, tt.login,
+	// ks.login, swan.getLoginCode).
+	Code string
+	// AnonymousCode is Douyin's tt.login anonymousCode (guest login); empty
+	// elsewhere.
+	AnonymousCode string
+}
 
 // Identity is who the platform says the code belongs to.
 type Identity struct {
@@ -29,11 +43,83 @@ type Identity struct {
 	UnionID string
 	// SessionKey decrypts the user's encrypted data; never leaves the server.
 	SessionKey string
+	// AnonymousOpenID is Douyin's guest id (anonymous_openid), returned when
+	// the login carried an anonymous code. With no OpenID the login is a
+	// guest login.
+	AnonymousOpenID string
 }
 
 // Provider exchanges login codes for one configured app.
 type Provider interface {
-	Exchange(ctx context.Context, code string) (*Identity, error)
+	Exchange(ctx context.Context, c Credentials) (*Identity, error)
+}
+
+// Env is what providers may use besides their app's config.
+type Env struct {
+	// Tokens is the shared platform access-token broker.
+	Tokens AccessTokens
+}
+
+// AccessToken is a platform access token of an app.
+type AccessToken struct {
+	Token     string
+	ExpiresIn time.Duration
+}
+
+// TokenFetcher is implemented by providers whose platform issues app access
+// tokens (WeChat stable_token, Baidu oauth/2.0/token, Douyin and Kuaishou
+// client tokens). force asks the platform for a new token even if the
+// current one is still valid, where the platform supports that.
+type TokenFetcher interface {
+	FetchAccessToken(ctx context.Context, force bool) (AccessToken, error)
+}
+
+// AccessTokens hands out an app's platform access token: cached and shared
+// by every mpauth instance, refreshed ahead of expiry by one caller at a time.
+type AccessTokens interface {
+	// Token returns a valid token of app, fetching one with f when needed.
+	Token(ctx context.Context, app App, f TokenFetcher) (string, error)
+	// Invalidate reports that the platform rejected token: the next Token
+	// call fetches a fresh one (forcing a refresh).
+	Invalidate(ctx context.Context, app App, token string) error
+}
+
+// Phone is a verified phone number as the platform gives it.
+type Phone struct {
+	// Number includes the country code for non-mainland numbers.
+	Number string
+	// PureNumber has no country code.
+	PureNumber  string
+	CountryCode string
+}
+
+// Profile is the user's public profile as the platform gives it.
+type Profile struct {
+	Nickname  string
+	AvatarURL string
+}
+
+// EncryptedData is encrypted user data sent by the mini-program.
+type EncryptedData struct {
+	Data string
+	IV   string
+	// Sign is Alipay's signature over Data (my.getPhoneNumber); empty elsewhere.
+	Sign string
+}
+
+// PhoneByCode is implemented by platforms that turn a phone code from the
+// mini-program into a number (WeChat getuserphonenumber).
+type PhoneByCode interface {
+	PhoneNumber(ctx context.Context, code string) (*Phone, error)
+}
+
+// UserDataDecrypter is implemented by platforms whose mini-programs send
+// encrypted user data. sessionKey is the identity's stored session_key
+// (ignored by Alipay, which uses the app's AES key). Implementations check
+// the watermark where the platform has one.
+type UserDataDecrypter interface {
+	DecryptPhone(sessionKey string, d EncryptedData) (*Phone, error)
+	DecryptProfile(sessionKey string, d EncryptedData) (*Profile, error)
 }
 
 // App is one configured mini-program.
@@ -47,6 +133,18 @@ type App struct {
 	Endpoint string
 	// Timeout bounds one platform call.
 	Timeout time.Duration
+	// PrivateKeyPEM is the app's private key (Alipay RSA2 request signing).
+	PrivateKeyPEM string
+	// PlatformPublicKeyPEM is the platform's public key (Alipay response
+	// signatures).
+	PlatformPublicKeyPEM string
+	// AESKey is the app's content encryption key (Alipay), base64.
+	AESKey string
+	// IdentityField picks the per-app user id where the platform has two
+	// (Alipay: "open_id", the default for new apps, or legacy "user_id").
+	IdentityField string
+	// AllowGuests accepts Douyin anonymous (guest) logins.
+	AllowGuests bool
 }
 
 // URL returns base+path with the app's endpoint override applied to base.
@@ -84,6 +182,23 @@ var (
 	ErrUnavailable = errors.New("platform unavailable")
 	// ErrMisconfigured: the app's credentials or parameters are wrong.
 	ErrMisconfigured = errors.New("platform rejected the app's configuration")
+	// ErrGuestNotAllowed: an anonymous (guest) login for an app that does
+	// not accept guests.
+	ErrGuestNotAllowed = errors.New("guest login not enabled for this app")
+	// ErrAccessTokenInvalid: the platform rejected the app's access token
+	// (expired or replaced); invalidate it and retry once.
+	ErrAccessTokenInvalid = errors.New("platform access token rejected")
+	// ErrDecrypt: the encrypted data is malformed (bad base64, wrong IV or
+	// block size) and can never be decrypted.
+	ErrDecrypt = errors.New("encrypted data cannot be decrypted")
+	// ErrSessionKeyStale: well-formed data that does not decrypt with the
+	// stored session_key: the platform rotated it (the user logged in again
+	// on the device); log in again and retry.
+	ErrSessionKeyStale = errors.New("session key does not match the data")
+	// ErrWatermark: the data decrypted but was issued for another app.
+	ErrWatermark = errors.New("encrypted data is for another app")
+	// ErrNotSupported: the platform does not offer this operation.
+	ErrNotSupported = errors.New("not supported by this platform")
 )
 
 // Error is a platform failure of one of the kinds above, with the platform's

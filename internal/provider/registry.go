@@ -6,7 +6,7 @@ import (
 )
 
 // Factory builds the provider of one app.
-type Factory func(App) (Provider, error)
+type Factory func(App, Env) (Provider, error)
 
 // Registry holds the provider of every configured app, looked up by
 // (platform, app_id).
@@ -22,7 +22,7 @@ type entry struct {
 }
 
 // NewRegistry builds a provider for each app with its platform's factory.
-func NewRegistry(apps []App, factories map[string]Factory) (*Registry, error) {
+func NewRegistry(apps []App, factories map[string]Factory, env Env) (*Registry, error) {
 	r := &Registry{apps: make(map[appKey]entry, len(apps))}
 	for i, a := range apps {
 		f, ok := factories[a.Platform]
@@ -39,7 +39,7 @@ func NewRegistry(apps []App, factories map[string]Factory) (*Registry, error) {
 		if err := ValidateEndpoint(a.Endpoint); err != nil {
 			return nil, fmt.Errorf("apps[%d].endpoint: %w", i, err)
 		}
-		p, err := f(a)
+		p, err := f(a, env)
 		if err != nil {
 			return nil, fmt.Errorf("apps[%d] (%s %s): %w", i, a.Platform, a.AppID, err)
 		}

@@ -90,12 +90,40 @@ type platform struct {
 	unionID func(scope, user string) string
 	// newSessionKey returns a fresh random session key.
 	newSessionKey func() string
-	// routes registers the platform's fake endpoints.
+	// routes registers the platform's fake endpoints (and any control
+	// routes of its own, under /sandbox/<platform>/).
 	routes func(s *Sandbox, p *platform, mux *http.ServeMux)
+	// sealUserData, when set, encrypts a user-data document (phone or
+	// profile) the way the platform's client API hands it to the
+	// mini-program: with the user's current session key, or the app's own
+	// key where the platform uses one.
+	sealUserData func(s *Sandbox, app provider.App, sessionKey string, doc UserDataDoc) (SealedUserData, error)
+}
+
+// UserDataDoc describes the user data to seal; each platform renders it in
+// its own JSON shape (and watermark).
+type UserDataDoc struct {
+	// Kind is "phone" or "profile".
+	Kind        string `json:"kind"`
+	Phone       string `json:"phone,omitempty"`
+	CountryCode string `json:"country_code,omitempty"`
+	Nickname    string `json:"nickname,omitempty"`
+	AvatarURL   string `json:"avatar_url,omitempty"`
+	// Watermark overrides the app id in the watermark (to test mismatches).
+	WatermarkAppID string `json:"watermark_app_id,omitempty"`
+}
+
+// SealedUserData is what the mini-program would receive and send to mpauth.
+type SealedUserData struct {
+	EncryptedData string `json:"encrypted_data"`
+	IV            string `json:"iv,omitempty"`
+	Sign          string `json:"sign,omitempty"`
 }
 
 // platforms lists every faked platform.
-var platforms = []*platform{wechat}
+var platforms = []*platform{
+	wechat,
+}
 
 func lookupPlatform(name string) *platform {
 	for _, p := range platforms {
@@ -201,6 +229,9 @@ type Sandbox struct {
 	nextGC   time.Time
 	sessions map[userKey]sessionEntry
 	faults   []*fault
+	// state holds each platform's own fake state (issued access tokens,
+	// phone codes, ...), keyed by platform name; see platformState.
+	state map[string]any
 
 	// Serving state.
 	srvMu   sync.Mutex
@@ -234,6 +265,7 @@ func New(apps []provider.App, opts ...Option) *Sandbox {
 		apps:     make(map[appKey]provider.App, len(apps)),
 		codes:    make(map[codeKey]*codeEntry),
 		sessions: make(map[userKey]sessionEntry),
+		state:    make(map[string]any),
 		stop:     make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -388,6 +420,17 @@ func (s *Sandbox) SessionKey(appID, user string) (string, bool) {
 		}
 	}
 	return best.key, found
+}
+
+// platformState returns the platform's own state, created by init on first
+// use. Callers hold s.mu while they read or change it.
+func (s *Sandbox) platformState(name string, init func() any) any {
+	st, ok := s.state[name]
+	if !ok {
+		st = init()
+		s.state[name] = st
+	}
+	return st
 }
 
 // app returns the configured app of a faked platform.
@@ -589,6 +632,7 @@ func (s *Sandbox) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /sandbox/faults", s.handleListFaults)
 	mux.HandleFunc("POST /sandbox/faults", s.handleAddFault)
 	mux.HandleFunc("DELETE /sandbox/faults", s.handleClearFaults)
+	mux.HandleFunc("POST /sandbox/user-data", s.handleSealUserData)
 	mux.HandleFunc("/sandbox/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("no sandbox route %s %s", r.Method, r.URL.Path)})
 	})
@@ -724,6 +768,55 @@ func (s *Sandbox) handleMintCode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Infow("msg", "code minted", "platform", p.name, "app_id", req.AppID, "user", req.User)
 	writeJSON(w, http.StatusOK, MintResponse{Code: code, ExpiresIn: int64(s.ttl / time.Second)})
+}
+
+// SealRequest is the body of POST /sandbox/user-data: encrypt a phone number
+// or profile for a user who logged in, as the platform's client API would.
+type SealRequest struct {
+	Platform string `json:"platform"`
+	AppID    string `json:"app_id"`
+	User     string `json:"user"`
+	UserDataDoc
+}
+
+func (s *Sandbox) handleSealUserData(w http.ResponseWriter, r *http.Request) {
+	var req SealRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	p := s.checkTarget(w, req.Platform, req.AppID, req.User, false)
+	if p == nil {
+		return
+	}
+	if p.sealUserData == nil {
+		writeJSON(w, http.StatusBadRequest, fieldError("platform", "%s has no encrypted user data in the sandbox", p.name))
+		return
+	}
+	switch req.Kind {
+	case "phone":
+		if req.Phone == "" {
+			writeJSON(w, http.StatusBadRequest, fieldError("phone", "required for kind phone"))
+			return
+		}
+	case "profile":
+	default:
+		writeJSON(w, http.StatusBadRequest, fieldError("kind", "must be phone or profile"))
+		return
+	}
+	s.mu.Lock()
+	sess, ok := s.sessions[userKey{p.name, req.AppID, req.User}]
+	s.mu.Unlock()
+	if !ok && p.name != provider.Alipay { // Alipay seals with the app's key
+		writeJSON(w, http.StatusBadRequest, fieldError("user", "%q has not logged in to %s yet: log in first, the data is sealed with the session key", req.User, req.AppID))
+		return
+	}
+	app, _ := s.app(p.name, req.AppID)
+	sealed, err := p.sealUserData(s, app, sess.key, req.UserDataDoc)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, sealed)
 }
 
 // FaultSpec is the body of POST /sandbox/faults and an item of GET

@@ -68,7 +68,7 @@ type wechat struct {
 }
 
 // New returns the provider of one WeChat mini-program.
-func New(app provider.App) (provider.Provider, error) {
+func New(app provider.App, _ provider.Env) (provider.Provider, error) {
 	if app.AppID == "" {
 		return nil, errors.New("app_id: required (the mini-program AppID, wx...)")
 	}
@@ -91,7 +91,8 @@ func New(app provider.App) (provider.Provider, error) {
 
 // Exchange calls code2Session with code and returns who it belongs to.
 // Errors are *provider.Error; test their kind with errors.Is.
-func (w *wechat) Exchange(ctx context.Context, code string) (*provider.Identity, error) {
+func (w *wechat) Exchange(ctx context.Context, c provider.Credentials) (*provider.Identity, error) {
+	code := c.Code
 	// An empty js_code makes WeChat answer 41008 "missing code", which we
 	// map to ErrMisconfigured; it is the client's fault, so say so without
 	// spending a call (the same for absurdly long codes).

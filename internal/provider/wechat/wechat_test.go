@@ -86,7 +86,7 @@ func newProvider(t *testing.T, endpoint string, timeout time.Duration) provider.
 		Secret:   testSecret,
 		Endpoint: endpoint,
 		Timeout:  timeout,
-	})
+	}, provider.Env{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -393,7 +393,7 @@ func TestExchange(t *testing.T) {
 			srv, calls := fakeWeChat(t, answerWith(tt.status, tt.contentType, tt.body))
 			p := newProvider(t, srv.URL, 2*time.Second)
 
-			id, err := p.Exchange(context.Background(), testCode)
+			id, err := p.Exchange(context.Background(), provider.Credentials{Code: testCode})
 			if n := calls.Load(); n != 1 {
 				t.Errorf("fake called %d times, want 1", n)
 			}
@@ -441,7 +441,7 @@ func TestExchangeServerHangingPastTimeoutIsUnavailable(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // runs before srv.Close
 	p := newProvider(t, srv.URL, 200*time.Millisecond)
 
-	_, err := p.Exchange(context.Background(), testCode)
+	_, err := p.Exchange(context.Background(), provider.Credentials{Code: testCode})
 	checkError(t, err, provider.ErrUnavailable, "")
 }
 
@@ -451,7 +451,7 @@ func TestExchangeCancelledContextIsUnavailable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 
-	_, err := p.Exchange(ctx, testCode)
+	_, err := p.Exchange(ctx, provider.Credentials{Code: testCode})
 	checkError(t, err, provider.ErrUnavailable, "")
 }
 
@@ -461,7 +461,7 @@ func TestExchangeConnectionRefusedIsUnavailable(t *testing.T) {
 	srv.Close() // nothing listens there any more
 
 	p := newProvider(t, endpoint, 2*time.Second)
-	_, err := p.Exchange(context.Background(), testCode)
+	_, err := p.Exchange(context.Background(), provider.Credentials{Code: testCode})
 	checkError(t, err, provider.ErrUnavailable, "")
 }
 
@@ -470,7 +470,7 @@ func TestExchangeRejectsEmptyOrOversizedCodeWithoutCallingWeChat(t *testing.T) {
 	p := newProvider(t, srv.URL, 2*time.Second)
 
 	for _, code := range []string{"", strings.Repeat("a", maxJSCode+1)} {
-		_, err := p.Exchange(context.Background(), code)
+		_, err := p.Exchange(context.Background(), provider.Credentials{Code: code})
 		checkError(t, err, provider.ErrCodeInvalid, "")
 	}
 	if n := calls.Load(); n != 0 {
@@ -483,7 +483,7 @@ func TestExchangeShortCodeDoesNotGarbleTheErrcode(t *testing.T) {
 	t.Cleanup(srv.Close)
 	p := newProvider(t, srv.URL, 2*time.Second)
 
-	_, err := p.Exchange(context.Background(), "4")
+	_, err := p.Exchange(context.Background(), provider.Credentials{Code: "4"})
 	pe := checkError(t, err, provider.ErrCodeInvalid, "40029")
 	if pe.Message != "invalid code" {
 		t.Errorf("Message = %q, want %q", pe.Message, "invalid code")
@@ -497,7 +497,7 @@ func TestEndpointReplacesOnlySchemeHostPort(t *testing.T) {
 			srv, calls := fakeWeChat(t, answerWith(200, "", `{"openid":"`+testOpenID+`"}`))
 			p := newProvider(t, srv.URL+suffix, 2*time.Second)
 
-			if _, err := p.Exchange(context.Background(), testCode); err != nil {
+			if _, err := p.Exchange(context.Background(), provider.Credentials{Code: testCode}); err != nil {
 				t.Fatalf("Exchange: %v", err)
 			}
 			if n := calls.Load(); n != 1 {
@@ -530,7 +530,7 @@ func TestNewRejectsIncompleteApps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.app.Platform = provider.WeChat
-			p, err := New(tt.app)
+			p, err := New(tt.app, provider.Env{})
 			if err == nil {
 				t.Fatalf("New = %v, want an error", p)
 			}
