@@ -22,7 +22,7 @@ import (
 // wherever it listens" (tests bind it to port 0).
 const sandboxEndpoint = "sandbox"
 
-func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox) (*provider.Registry, error) {
+func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox, tokens *biz.TokenBroker) (*provider.Registry, error) {
 	apps := bc.Apps
 	for i, a := range apps {
 		if a.GetEndpoint() != sandboxEndpoint {
@@ -35,7 +35,7 @@ func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox) (*provider.Registry, e
 		resolved.Endpoint = sb.Endpoint()
 		apps = append(apps[:i:i], append([]*conf.App{resolved}, apps[i+1:]...)...)
 	}
-	return platforms.NewRegistry(apps, provider.Env{})
+	return platforms.NewRegistry(apps, provider.Env{Tokens: tokens})
 }
 
 func newAuthConfig(bc *conf.Bootstrap) biz.AuthConfig {

@@ -25,13 +25,16 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 	if err != nil {
 		return nil, nil, err
 	}
-	registry, err := newRegistry(bootstrap, sandbox)
-	if err != nil {
-		return nil, nil, err
-	}
 	confData := bootstrap.Data
 	dataData, cleanup, err := data.NewData(confData, logger)
 	if err != nil {
+		return nil, nil, err
+	}
+	platformTokenRepo := data.NewPlatformTokenRepo(dataData)
+	tokenBroker := biz.NewTokenBroker(platformTokenRepo, logger)
+	registry, err := newRegistry(bootstrap, sandbox, tokenBroker)
+	if err != nil {
+		cleanup()
 		return nil, nil, err
 	}
 	transaction := data.NewTransaction(dataData)

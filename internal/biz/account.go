@@ -2,15 +2,23 @@ package biz
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-kratos/kratos/v2/log"
+
+	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
+	"github.com/mpauth/mpauth/internal/provider"
 )
 
 // User is one person across every app and platform.
 type User struct {
-	ID        string
-	CreatedAt time.Time
+	ID               string
+	CreatedAt        time.Time
+	PhoneNumber      string
+	PhoneCountryCode string
+	Nickname         string
+	AvatarURL        string
 }
 
 // Identity is one platform account (an openid of one app) owned by a user.
@@ -46,6 +54,10 @@ type AccountRepo interface {
 	CreateIdentity(ctx context.Context, id *Identity) (*Identity, error)
 	RecordLogin(ctx context.Context, identityID int, u LoginUpdate) error
 	ListIdentities(ctx context.Context, userID string) ([]*Identity, error)
+	// FindUserIdentity returns the user's identity in one app; ErrNotFound if none.
+	FindUserIdentity(ctx context.Context, userID, platform, appID string) (*Identity, error)
+	SetPhone(ctx context.Context, userID, number, countryCode string, at time.Time) error
+	SetProfile(ctx context.Context, userID, nickname, avatarURL string) error
 	// FindUnionOwner returns the user owning a unionid in a (platform, union
 	// scope); ErrNotFound if none.
 	FindUnionOwner(ctx context.Context, platform, unionScope, unionID string) (string, error)
@@ -77,13 +89,144 @@ type AuditRepo interface {
 
 // AccountUsecase serves the signed-in user's view of their account.
 type AccountUsecase struct {
+	apps     *provider.Registry
 	accounts AccountRepo
+	now      func() time.Time
 	log      *log.Helper
 }
 
 // NewAccountUsecase returns an AccountUsecase.
-func NewAccountUsecase(accounts AccountRepo, logger log.Logger) *AccountUsecase {
-	return &AccountUsecase{accounts: accounts, log: log.NewHelper(log.With(logger, "module", "biz/account"))}
+func NewAccountUsecase(apps *provider.Registry, accounts AccountRepo, logger log.Logger) *AccountUsecase {
+	return &AccountUsecase{apps: apps, accounts: accounts, now: time.Now, log: log.NewHelper(log.With(logger, "module", "biz/account"))}
+}
+
+// PhoneInput is how the client proves a phone number: a platform phone code,
+// or encrypted data.
+type PhoneInput struct {
+	Code      string
+	Encrypted provider.EncryptedData
+}
+
+// SetPhone verifies the caller's phone number with the platform of their
+// login and stores it on the user.
+func (uc *AccountUsecase) SetPhone(ctx context.Context, p *Principal, in PhoneInput) (*provider.Phone, error) {
+	app, prov, ok := uc.apps.Lookup(p.Platform, p.AppID)
+	if !ok {
+		return nil, v1.ErrorUnknownApp("the app of this login (%s %s) is no longer configured", p.Platform, p.AppID)
+	}
+	var (
+		phone *provider.Phone
+		err   error
+	)
+	switch {
+	case in.Code != "" && in.Encrypted.Data != "":
+		return nil, invalidField("code", "send either code or encrypted_data and iv, not both")
+	case in.Code != "":
+		pc, ok := prov.(provider.PhoneByCode)
+		if !ok {
+			return nil, invalidField("code", "%s offers no phone codes: send encrypted_data and iv from its phone API", p.Platform)
+		}
+		phone, err = pc.PhoneNumber(ctx, in.Code)
+	case in.Encrypted.Data != "":
+		var key string
+		if key, err = uc.sessionKey(ctx, p); err != nil {
+			return nil, err
+		}
+		dec, ok := prov.(provider.UserDataDecrypter)
+		if !ok {
+			return nil, invalidField("encrypted_data", "%s has no encrypted phone data", p.Platform)
+		}
+		phone, err = dec.DecryptPhone(key, in.Encrypted)
+	default:
+		return nil, invalidField("code", "send code, or encrypted_data and iv")
+	}
+	if err != nil {
+		return nil, uc.userDataError(ctx, app, err)
+	}
+	if phone.Number == "" {
+		phone.Number = phone.PureNumber
+	}
+	if err := uc.accounts.SetPhone(ctx, p.UserID, phone.Number, phone.CountryCode, uc.now()); err != nil {
+		return nil, storageError(ctx, uc.log, "store phone", err)
+	}
+	return phone, nil
+}
+
+// ProfileInput is the user's profile: encrypted platform user info, or
+// plain values from the avatar/nickname components.
+type ProfileInput struct {
+	Encrypted provider.EncryptedData
+	Nickname  string
+	AvatarURL string
+}
+
+// SetProfile stores the caller's profile.
+func (uc *AccountUsecase) SetProfile(ctx context.Context, p *Principal, in ProfileInput) error {
+	nickname, avatar := in.Nickname, in.AvatarURL
+	if in.Encrypted.Data != "" {
+		app, prov, ok := uc.apps.Lookup(p.Platform, p.AppID)
+		if !ok {
+			return v1.ErrorUnknownApp("the app of this login (%s %s) is no longer configured", p.Platform, p.AppID)
+		}
+		dec, ok := prov.(provider.UserDataDecrypter)
+		if !ok {
+			return invalidField("encrypted_data", "%s has no encrypted user info: send nickname and avatar_url", p.Platform)
+		}
+		key, err := uc.sessionKey(ctx, p)
+		if err != nil {
+			return err
+		}
+		prof, err := dec.DecryptProfile(key, in.Encrypted)
+		if err != nil {
+			return uc.userDataError(ctx, app, err)
+		}
+		nickname, avatar = prof.Nickname, prof.AvatarURL
+	} else if nickname == "" && avatar == "" {
+		return invalidField("nickname", "send nickname and/or avatar_url, or encrypted_data and iv")
+	}
+	if err := uc.accounts.SetProfile(ctx, p.UserID, nickname, avatar); err != nil {
+		return storageError(ctx, uc.log, "store profile", err)
+	}
+	return nil
+}
+
+// sessionKey returns the session_key stored for the caller's identity in the
+// app of their login.
+func (uc *AccountUsecase) sessionKey(ctx context.Context, p *Principal) (string, error) {
+	ident, err := uc.accounts.FindUserIdentity(ctx, p.UserID, p.Platform, p.AppID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "", v1.ErrorSessionKeyStale("no session_key is stored for this login: log in again and retry")
+	case err != nil:
+		return "", storageError(ctx, uc.log, "load identity", err)
+	}
+	return ident.SessionKey, nil
+}
+
+// userDataError maps a platform's decryption or phone failure.
+func (uc *AccountUsecase) userDataError(ctx context.Context, app provider.App, err error) error {
+	switch {
+	case errors.Is(err, provider.ErrSessionKeyStale):
+		return v1.ErrorSessionKeyStale("the data does not decrypt with this login's session_key (the platform rotated it): log in again, then get the data again and retry")
+	case errors.Is(err, provider.ErrDecrypt):
+		return v1.ErrorDecryptFailed("encrypted_data or iv is malformed: send them exactly as the platform API returned them")
+	case errors.Is(err, provider.ErrWatermark):
+		return v1.ErrorWatermarkMismatch("the encrypted data was issued for another app")
+	case errors.Is(err, provider.ErrCodeInvalid), errors.Is(err, provider.ErrCodeUsed):
+		return v1.ErrorCodeInvalid("the phone code is invalid, expired or used: get a new one and retry")
+	case errors.Is(err, provider.ErrRateLimited):
+		return v1.ErrorPlatformRateLimited("the platform is rate-limiting this app: retry later")
+	case errors.Is(err, provider.ErrMisconfigured):
+		uc.log.WithContext(ctx).Errorw("msg", "PLATFORM REJECTED THE APP'S CONFIGURATION", "platform", app.Platform, "app_id", app.AppID, "err", err)
+		return v1.ErrorPlatformMisconfigured("the platform rejected this app's server configuration; the operator must fix it (see the server log)")
+	default:
+		uc.log.WithContext(ctx).Warnw("msg", "platform unavailable", "platform", app.Platform, "app_id", app.AppID, "err", err)
+		return v1.ErrorPlatformUnavailable("the platform did not answer usably: retry later")
+	}
+}
+
+func invalidField(field, format string, args ...any) error {
+	return v1.ErrorInvalidArgument(field+": "+format, args...).WithMetadata(map[string]string{"field": field})
 }
 
 // Me returns the user and their identities.

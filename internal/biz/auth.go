@@ -66,12 +66,18 @@ func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRep
 // who the code belongs to, the identity is mapped to its unified user
 // (creating one on first login) and a session is recorded, all in one
 // transaction. No token is returned unless that transaction committed.
-func (uc *AuthUsecase) Login(ctx context.Context, platform, appID, code string) (*TokenPair, error) {
+func (uc *AuthUsecase) Login(ctx context.Context, platform, appID string, cred provider.Credentials) (*TokenPair, error) {
 	app, p, ok := uc.apps.Lookup(platform, appID)
 	if !ok {
 		return nil, v1.ErrorUnknownApp("platform %q app_id %q is not configured on this server: check both fields", platform, appID)
 	}
-	id, err := p.Exchange(ctx, provider.Credentials{Code: code})
+	switch {
+	case cred.AnonymousCode != "" && platform != provider.Douyin:
+		return nil, v1.ErrorInvalidArgument("anonymous_code is only for douyin: send code").WithMetadata(map[string]string{"field": "anonymous_code"})
+	case cred.Code == "" && cred.AnonymousCode == "":
+		return nil, v1.ErrorInvalidArgument("code is required: send the code from the platform's login API").WithMetadata(map[string]string{"field": "code"})
+	}
+	id, err := p.Exchange(ctx, cred)
 	if err != nil {
 		return nil, uc.platformError(ctx, app, err)
 	}
@@ -98,6 +104,10 @@ func (uc *AuthUsecase) Login(ctx context.Context, platform, appID, code string) 
 	return uc.issue(sess, refresh, isNew)
 }
 
+// guestOpenID is how a Douyin guest (anonymous_openid) is stored as an
+// identity of its app; no real openid has this prefix.
+func guestOpenID(anonymousOpenID string) string { return "anonymous:" + anonymousOpenID }
+
 // resolveUser finds or creates the user behind a platform identity and
 // records this login on the identity. It reports whether the user is new.
 func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *provider.Identity, now time.Time) (string, bool, error) {
@@ -106,7 +116,11 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 	if app.UnionScope != "" {
 		unionID = id.UnionID
 	}
-	ident, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, id.OpenID)
+	openID := id.OpenID
+	if openID == "" { // a guest login (Douyin anonymous_openid only)
+		openID, unionID = guestOpenID(id.AnonymousOpenID), ""
+	}
+	ident, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, openID)
 	switch {
 	case err == nil:
 		if unionID != "" {
@@ -124,7 +138,22 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 	}
 
 	userID, created := "", false
-	if unionID != "" {
+	if id.OpenID != "" && id.AnonymousOpenID != "" {
+		// A guest logging in for real keeps the guest's user id.
+		g, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, guestOpenID(id.AnonymousOpenID))
+		switch {
+		case err == nil:
+			userID = g.UserID
+			if unionID != "" {
+				if err := uc.claimUnion(ctx, app, unionID, userID); err != nil {
+					return "", false, err
+				}
+			}
+		case !errors.Is(err, ErrNotFound):
+			return "", false, err
+		}
+	}
+	if userID == "" && unionID != "" {
 		owner, err := uc.accounts.FindUnionOwner(ctx, app.Platform, app.UnionScope, unionID)
 		switch {
 		case err == nil:
@@ -152,7 +181,7 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 		scope = app.UnionScope
 	}
 	_, err = uc.accounts.CreateIdentity(ctx, &Identity{
-		UserID: userID, Platform: app.Platform, AppID: app.AppID, OpenID: id.OpenID,
+		UserID: userID, Platform: app.Platform, AppID: app.AppID, OpenID: openID,
 		UnionScope: scope, UnionID: unionID, SessionKey: id.SessionKey, LastLoginAt: now,
 	})
 	return userID, created, err
@@ -325,6 +354,8 @@ func (uc *AuthUsecase) platformError(ctx context.Context, app provider.App, err 
 		return e
 	case errors.Is(err, provider.ErrUserBlocked):
 		return v1.ErrorUserBlocked("the platform refused to log this user in")
+	case errors.Is(err, provider.ErrGuestNotAllowed):
+		return v1.ErrorGuestNotAllowed("this app does not accept guest logins: call tt.login with force: true and send its code")
 	case errors.Is(err, provider.ErrMisconfigured):
 		l.Errorw("msg", "PLATFORM REJECTED THE APP'S CONFIGURATION: fix the app's credentials", "platform", app.Platform, "app_id", app.AppID, "err", err)
 		return v1.ErrorPlatformMisconfigured("the platform rejected this app's server configuration; the operator must fix it (see the server log)")

@@ -10,7 +10,7 @@ import (
 )
 
 // ProviderSet is biz providers.
-var ProviderSet = wire.NewSet(NewAuthUsecase, NewAccountUsecase)
+var ProviderSet = wire.NewSet(NewAuthUsecase, NewAccountUsecase, NewTokenBroker)
 
 // Transaction runs fn in one database transaction: every repository call
 // made with the ctx passed to fn joins it. fn's error rolls everything back.

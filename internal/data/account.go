@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"time"
 
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/data/ent"
@@ -19,7 +20,7 @@ func (r *accountRepo) CreateUser(ctx context.Context, id string) (*biz.User, err
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return &biz.User{ID: u.ID, CreatedAt: u.CreatedAt}, nil
+	return toUser(u), nil
 }
 
 func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error) {
@@ -27,7 +28,44 @@ func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return &biz.User{ID: u.ID, CreatedAt: u.CreatedAt}, nil
+	return toUser(u), nil
+}
+
+func (r *accountRepo) SetPhone(ctx context.Context, userID, number, countryCode string, at time.Time) error {
+	return mapErr(r.d.client(ctx).User.UpdateOneID(userID).
+		SetPhoneNumber(number).
+		SetPhoneCountryCode(countryCode).
+		SetPhoneVerifiedAt(at).
+		Exec(ctx))
+}
+
+func (r *accountRepo) SetProfile(ctx context.Context, userID, nickname, avatarURL string) error {
+	return mapErr(r.d.client(ctx).User.UpdateOneID(userID).
+		SetNickname(nickname).
+		SetAvatarURL(avatarURL).
+		Exec(ctx))
+}
+
+func (r *accountRepo) FindUserIdentity(ctx context.Context, userID, platform, appID string) (*biz.Identity, error) {
+	i, err := r.d.client(ctx).Identity.Query().
+		Where(identity.UserID(userID), identity.Platform(platform), identity.AppID(appID)).
+		Order(ent.Desc(identity.FieldLastLoginAt)).
+		First(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return toIdentity(i), nil
+}
+
+func toUser(u *ent.User) *biz.User {
+	return &biz.User{
+		ID:               u.ID,
+		CreatedAt:        u.CreatedAt,
+		PhoneNumber:      u.PhoneNumber,
+		PhoneCountryCode: u.PhoneCountryCode,
+		Nickname:         u.Nickname,
+		AvatarURL:        u.AvatarURL,
+	}
 }
 
 func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID string) (*biz.Identity, error) {

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
 	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/provider"
 )
 
 // AuthService implements v1.AuthServiceServer.
@@ -19,7 +20,7 @@ type AuthService struct {
 func NewAuthService(uc *biz.AuthUsecase) *AuthService { return &AuthService{uc: uc} }
 
 func (s *AuthService) Login(ctx context.Context, req *v1.LoginRequest) (*v1.TokenReply, error) {
-	pair, err := s.uc.Login(ctx, req.GetPlatform(), req.GetAppId(), req.GetCode())
+	pair, err := s.uc.Login(ctx, req.GetPlatform(), req.GetAppId(), provider.Credentials{Code: req.GetCode(), AnonymousCode: req.GetAnonymousCode()})
 	if err != nil {
 		return nil, err
 	}

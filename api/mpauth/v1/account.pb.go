@@ -7,6 +7,7 @@
 package v1
 
 import (
+	_ "github.com/envoyproxy/protoc-gen-validate/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -24,18 +25,216 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SetPhoneRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A phone code from the mini-program (WeChat bindgetphonenumber) ...
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// ... or the encrypted data and iv from the platform's phone API.
+	EncryptedData string `protobuf:"bytes,2,opt,name=encrypted_data,json=encryptedData,proto3" json:"encrypted_data,omitempty"`
+	Iv            string `protobuf:"bytes,3,opt,name=iv,proto3" json:"iv,omitempty"`
+	// Alipay only: the `sign` of my.getPhoneNumber's response.
+	Sign          string `protobuf:"bytes,4,opt,name=sign,proto3" json:"sign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPhoneRequest) Reset() {
+	*x = SetPhoneRequest{}
+	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPhoneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPhoneRequest) ProtoMessage() {}
+
+func (x *SetPhoneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPhoneRequest.ProtoReflect.Descriptor instead.
+func (*SetPhoneRequest) Descriptor() ([]byte, []int) {
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetPhoneRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SetPhoneRequest) GetEncryptedData() string {
+	if x != nil {
+		return x.EncryptedData
+	}
+	return ""
+}
+
+func (x *SetPhoneRequest) GetIv() string {
+	if x != nil {
+		return x.Iv
+	}
+	return ""
+}
+
+func (x *SetPhoneRequest) GetSign() string {
+	if x != nil {
+		return x.Sign
+	}
+	return ""
+}
+
+type PhoneReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As the platform gives it: with the country code for non-mainland numbers.
+	PhoneNumber   string `protobuf:"bytes,1,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	CountryCode   string `protobuf:"bytes,2,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PhoneReply) Reset() {
+	*x = PhoneReply{}
+	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PhoneReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PhoneReply) ProtoMessage() {}
+
+func (x *PhoneReply) ProtoReflect() protoreflect.Message {
+	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PhoneReply.ProtoReflect.Descriptor instead.
+func (*PhoneReply) Descriptor() ([]byte, []int) {
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PhoneReply) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *PhoneReply) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+type SetProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The platform's encrypted user info ...
+	EncryptedData string `protobuf:"bytes,1,opt,name=encrypted_data,json=encryptedData,proto3" json:"encrypted_data,omitempty"`
+	Iv            string `protobuf:"bytes,2,opt,name=iv,proto3" json:"iv,omitempty"`
+	// ... or what the user entered in the avatar/nickname components.
+	Nickname      string `protobuf:"bytes,3,opt,name=nickname,proto3" json:"nickname,omitempty"`
+	AvatarUrl     string `protobuf:"bytes,4,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetProfileRequest) Reset() {
+	*x = SetProfileRequest{}
+	mi := &file_mpauth_v1_account_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetProfileRequest) ProtoMessage() {}
+
+func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mpauth_v1_account_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
+func (*SetProfileRequest) Descriptor() ([]byte, []int) {
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SetProfileRequest) GetEncryptedData() string {
+	if x != nil {
+		return x.EncryptedData
+	}
+	return ""
+}
+
+func (x *SetProfileRequest) GetIv() string {
+	if x != nil {
+		return x.Iv
+	}
+	return ""
+}
+
+func (x *SetProfileRequest) GetNickname() string {
+	if x != nil {
+		return x.Nickname
+	}
+	return ""
+}
+
+func (x *SetProfileRequest) GetAvatarUrl() string {
+	if x != nil {
+		return x.AvatarUrl
+	}
+	return ""
+}
+
 type Me struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	Identities    []*LinkedIdentity      `protobuf:"bytes,3,rep,name=identities,proto3" json:"identities,omitempty"`
+	PhoneNumber   string                 `protobuf:"bytes,4,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	CountryCode   string                 `protobuf:"bytes,5,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	Nickname      string                 `protobuf:"bytes,6,opt,name=nickname,proto3" json:"nickname,omitempty"`
+	AvatarUrl     string                 `protobuf:"bytes,7,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Me) Reset() {
 	*x = Me{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	mi := &file_mpauth_v1_account_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +246,7 @@ func (x *Me) String() string {
 func (*Me) ProtoMessage() {}
 
 func (x *Me) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	mi := &file_mpauth_v1_account_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +259,7 @@ func (x *Me) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Me.ProtoReflect.Descriptor instead.
 func (*Me) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{0}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Me) GetUserId() string {
@@ -84,6 +283,34 @@ func (x *Me) GetIdentities() []*LinkedIdentity {
 	return nil
 }
 
+func (x *Me) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *Me) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *Me) GetNickname() string {
+	if x != nil {
+		return x.Nickname
+	}
+	return ""
+}
+
+func (x *Me) GetAvatarUrl() string {
+	if x != nil {
+		return x.AvatarUrl
+	}
+	return ""
+}
+
 // LinkedIdentity is one platform account attached to the user. openids are
 // deliberately not shown to the client.
 type LinkedIdentity struct {
@@ -98,7 +325,7 @@ type LinkedIdentity struct {
 
 func (x *LinkedIdentity) Reset() {
 	*x = LinkedIdentity{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	mi := &file_mpauth_v1_account_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +337,7 @@ func (x *LinkedIdentity) String() string {
 func (*LinkedIdentity) ProtoMessage() {}
 
 func (x *LinkedIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	mi := &file_mpauth_v1_account_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +350,7 @@ func (x *LinkedIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkedIdentity.ProtoReflect.Descriptor instead.
 func (*LinkedIdentity) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{1}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LinkedIdentity) GetPlatform() string {
@@ -158,22 +385,45 @@ var File_mpauth_v1_account_proto protoreflect.FileDescriptor
 
 const file_mpauth_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"\x17mpauth/v1/account.proto\x12\tmpauth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n" +
+	"\x17mpauth/v1/account.proto\x12\tmpauth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"\x97\x01\n" +
+	"\x0fSetPhoneRequest\x12\x1c\n" +
+	"\x04code\x18\x01 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x02R\x04code\x12/\n" +
+	"\x0eencrypted_data\x18\x02 \x01(\tB\b\xfaB\x05r\x03\x18\x80@R\rencryptedData\x12\x17\n" +
+	"\x02iv\x18\x03 \x01(\tB\a\xfaB\x04r\x02\x18@R\x02iv\x12\x1c\n" +
+	"\x04sign\x18\x04 \x01(\tB\b\xfaB\x05r\x03\x18\x80\bR\x04sign\"R\n" +
+	"\n" +
+	"PhoneReply\x12!\n" +
+	"\fphone_number\x18\x01 \x01(\tR\vphoneNumber\x12!\n" +
+	"\fcountry_code\x18\x02 \x01(\tR\vcountryCode\"\xab\x01\n" +
+	"\x11SetProfileRequest\x12/\n" +
+	"\x0eencrypted_data\x18\x01 \x01(\tB\b\xfaB\x05r\x03\x18\x80@R\rencryptedData\x12\x17\n" +
+	"\x02iv\x18\x02 \x01(\tB\a\xfaB\x04r\x02\x18@R\x02iv\x12#\n" +
+	"\bnickname\x18\x03 \x01(\tB\a\xfaB\x04r\x02\x18@R\bnickname\x12'\n" +
+	"\n" +
+	"avatar_url\x18\x04 \x01(\tB\b\xfaB\x05r\x03\x18\x80\bR\tavatarUrl\"\x94\x02\n" +
 	"\x02Me\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x129\n" +
 	"\n" +
 	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"identities\x18\x03 \x03(\v2\x19.mpauth.v1.LinkedIdentityR\n" +
-	"identities\"\xbe\x01\n" +
+	"identities\x12!\n" +
+	"\fphone_number\x18\x04 \x01(\tR\vphoneNumber\x12!\n" +
+	"\fcountry_code\x18\x05 \x01(\tR\vcountryCode\x12\x1a\n" +
+	"\bnickname\x18\x06 \x01(\tR\bnickname\x12\x1d\n" +
+	"\n" +
+	"avatar_url\x18\a \x01(\tR\tavatarUrl\"\xbe\x01\n" +
 	"\x0eLinkedIdentity\x12\x1a\n" +
 	"\bplatform\x18\x01 \x01(\tR\bplatform\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12>\n" +
-	"\rlast_login_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vlastLoginAt2P\n" +
+	"\rlast_login_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vlastLoginAt2\xfe\x01\n" +
 	"\x0eAccountService\x12>\n" +
-	"\x05GetMe\x12\x16.google.protobuf.Empty\x1a\r.mpauth.v1.Me\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/v1/meB+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
+	"\x05GetMe\x12\x16.google.protobuf.Empty\x1a\r.mpauth.v1.Me\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/v1/me\x12V\n" +
+	"\bSetPhone\x12\x1a.mpauth.v1.SetPhoneRequest\x1a\x15.mpauth.v1.PhoneReply\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/me/phone\x12T\n" +
+	"\n" +
+	"SetProfile\x12\x1c.mpauth.v1.SetProfileRequest\x1a\r.mpauth.v1.Me\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/me/profileB+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
 
 var (
 	file_mpauth_v1_account_proto_rawDescOnce sync.Once
@@ -187,22 +437,29 @@ func file_mpauth_v1_account_proto_rawDescGZIP() []byte {
 	return file_mpauth_v1_account_proto_rawDescData
 }
 
-var file_mpauth_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_mpauth_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_mpauth_v1_account_proto_goTypes = []any{
-	(*Me)(nil),                    // 0: mpauth.v1.Me
-	(*LinkedIdentity)(nil),        // 1: mpauth.v1.LinkedIdentity
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 3: google.protobuf.Empty
+	(*SetPhoneRequest)(nil),       // 0: mpauth.v1.SetPhoneRequest
+	(*PhoneReply)(nil),            // 1: mpauth.v1.PhoneReply
+	(*SetProfileRequest)(nil),     // 2: mpauth.v1.SetProfileRequest
+	(*Me)(nil),                    // 3: mpauth.v1.Me
+	(*LinkedIdentity)(nil),        // 4: mpauth.v1.LinkedIdentity
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 6: google.protobuf.Empty
 }
 var file_mpauth_v1_account_proto_depIdxs = []int32{
-	2, // 0: mpauth.v1.Me.created_at:type_name -> google.protobuf.Timestamp
-	1, // 1: mpauth.v1.Me.identities:type_name -> mpauth.v1.LinkedIdentity
-	2, // 2: mpauth.v1.LinkedIdentity.created_at:type_name -> google.protobuf.Timestamp
-	2, // 3: mpauth.v1.LinkedIdentity.last_login_at:type_name -> google.protobuf.Timestamp
-	3, // 4: mpauth.v1.AccountService.GetMe:input_type -> google.protobuf.Empty
-	0, // 5: mpauth.v1.AccountService.GetMe:output_type -> mpauth.v1.Me
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
+	5, // 0: mpauth.v1.Me.created_at:type_name -> google.protobuf.Timestamp
+	4, // 1: mpauth.v1.Me.identities:type_name -> mpauth.v1.LinkedIdentity
+	5, // 2: mpauth.v1.LinkedIdentity.created_at:type_name -> google.protobuf.Timestamp
+	5, // 3: mpauth.v1.LinkedIdentity.last_login_at:type_name -> google.protobuf.Timestamp
+	6, // 4: mpauth.v1.AccountService.GetMe:input_type -> google.protobuf.Empty
+	0, // 5: mpauth.v1.AccountService.SetPhone:input_type -> mpauth.v1.SetPhoneRequest
+	2, // 6: mpauth.v1.AccountService.SetProfile:input_type -> mpauth.v1.SetProfileRequest
+	3, // 7: mpauth.v1.AccountService.GetMe:output_type -> mpauth.v1.Me
+	1, // 8: mpauth.v1.AccountService.SetPhone:output_type -> mpauth.v1.PhoneReply
+	3, // 9: mpauth.v1.AccountService.SetProfile:output_type -> mpauth.v1.Me
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
 	4, // [4:4] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
@@ -219,7 +476,7 @@ func file_mpauth_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mpauth_v1_account_proto_rawDesc), len(file_mpauth_v1_account_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,399 @@ var (
 	_ = sort.Sort
 )
 
+// Validate checks the field values on SetPhoneRequest with the rules defined
+// in the proto definition for this message. If any rules are violated, the
+// first error encountered is returned, or nil if there are no violations.
+func (m *SetPhoneRequest) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on SetPhoneRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the result is a list of violation errors wrapped in
+// SetPhoneRequestMultiError, or nil if none found.
+func (m *SetPhoneRequest) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *SetPhoneRequest) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	if utf8.RuneCountInString(m.GetCode()) > 256 {
+		err := SetPhoneRequestValidationError{
+			field:  "Code",
+			reason: "value length must be at most 256 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetEncryptedData()) > 8192 {
+		err := SetPhoneRequestValidationError{
+			field:  "EncryptedData",
+			reason: "value length must be at most 8192 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetIv()) > 64 {
+		err := SetPhoneRequestValidationError{
+			field:  "Iv",
+			reason: "value length must be at most 64 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetSign()) > 1024 {
+		err := SetPhoneRequestValidationError{
+			field:  "Sign",
+			reason: "value length must be at most 1024 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if len(errors) > 0 {
+		return SetPhoneRequestMultiError(errors)
+	}
+
+	return nil
+}
+
+// SetPhoneRequestMultiError is an error wrapping multiple validation errors
+// returned by SetPhoneRequest.ValidateAll() if the designated constraints
+// aren't met.
+type SetPhoneRequestMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m SetPhoneRequestMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m SetPhoneRequestMultiError) AllErrors() []error { return m }
+
+// SetPhoneRequestValidationError is the validation error returned by
+// SetPhoneRequest.Validate if the designated constraints aren't met.
+type SetPhoneRequestValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e SetPhoneRequestValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e SetPhoneRequestValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e SetPhoneRequestValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e SetPhoneRequestValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e SetPhoneRequestValidationError) ErrorName() string { return "SetPhoneRequestValidationError" }
+
+// Error satisfies the builtin error interface
+func (e SetPhoneRequestValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sSetPhoneRequest.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = SetPhoneRequestValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = SetPhoneRequestValidationError{}
+
+// Validate checks the field values on PhoneReply with the rules defined in the
+// proto definition for this message. If any rules are violated, the first
+// error encountered is returned, or nil if there are no violations.
+func (m *PhoneReply) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on PhoneReply with the rules defined in
+// the proto definition for this message. If any rules are violated, the
+// result is a list of violation errors wrapped in PhoneReplyMultiError, or
+// nil if none found.
+func (m *PhoneReply) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *PhoneReply) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	// no validation rules for PhoneNumber
+
+	// no validation rules for CountryCode
+
+	if len(errors) > 0 {
+		return PhoneReplyMultiError(errors)
+	}
+
+	return nil
+}
+
+// PhoneReplyMultiError is an error wrapping multiple validation errors
+// returned by PhoneReply.ValidateAll() if the designated constraints aren't met.
+type PhoneReplyMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m PhoneReplyMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m PhoneReplyMultiError) AllErrors() []error { return m }
+
+// PhoneReplyValidationError is the validation error returned by
+// PhoneReply.Validate if the designated constraints aren't met.
+type PhoneReplyValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e PhoneReplyValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e PhoneReplyValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e PhoneReplyValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e PhoneReplyValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e PhoneReplyValidationError) ErrorName() string { return "PhoneReplyValidationError" }
+
+// Error satisfies the builtin error interface
+func (e PhoneReplyValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sPhoneReply.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = PhoneReplyValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = PhoneReplyValidationError{}
+
+// Validate checks the field values on SetProfileRequest with the rules defined
+// in the proto definition for this message. If any rules are violated, the
+// first error encountered is returned, or nil if there are no violations.
+func (m *SetProfileRequest) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on SetProfileRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the result is a list of violation errors wrapped in
+// SetProfileRequestMultiError, or nil if none found.
+func (m *SetProfileRequest) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *SetProfileRequest) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	if utf8.RuneCountInString(m.GetEncryptedData()) > 8192 {
+		err := SetProfileRequestValidationError{
+			field:  "EncryptedData",
+			reason: "value length must be at most 8192 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetIv()) > 64 {
+		err := SetProfileRequestValidationError{
+			field:  "Iv",
+			reason: "value length must be at most 64 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetNickname()) > 64 {
+		err := SetProfileRequestValidationError{
+			field:  "Nickname",
+			reason: "value length must be at most 64 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetAvatarUrl()) > 1024 {
+		err := SetProfileRequestValidationError{
+			field:  "AvatarUrl",
+			reason: "value length must be at most 1024 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if len(errors) > 0 {
+		return SetProfileRequestMultiError(errors)
+	}
+
+	return nil
+}
+
+// SetProfileRequestMultiError is an error wrapping multiple validation errors
+// returned by SetProfileRequest.ValidateAll() if the designated constraints
+// aren't met.
+type SetProfileRequestMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m SetProfileRequestMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m SetProfileRequestMultiError) AllErrors() []error { return m }
+
+// SetProfileRequestValidationError is the validation error returned by
+// SetProfileRequest.Validate if the designated constraints aren't met.
+type SetProfileRequestValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e SetProfileRequestValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e SetProfileRequestValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e SetProfileRequestValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e SetProfileRequestValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e SetProfileRequestValidationError) ErrorName() string {
+	return "SetProfileRequestValidationError"
+}
+
+// Error satisfies the builtin error interface
+func (e SetProfileRequestValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sSetProfileRequest.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = SetProfileRequestValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = SetProfileRequestValidationError{}
+
 // Validate checks the field values on Me with the rules defined in the proto
 // definition for this message. If any rules are violated, the first error
 // encountered is returned, or nil if there are no violations.
@@ -120,6 +513,14 @@ func (m *Me) validate(all bool) error {
 		}
 
 	}
+
+	// no validation rules for PhoneNumber
+
+	// no validation rules for CountryCode
+
+	// no validation rules for Nickname
+
+	// no validation rules for AvatarUrl
 
 	if len(errors) > 0 {
 		return MeMultiError(errors)

@@ -20,7 +20,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_GetMe_FullMethodName = "/mpauth.v1.AccountService/GetMe"
+	AccountService_GetMe_FullMethodName      = "/mpauth.v1.AccountService/GetMe"
+	AccountService_SetPhone_FullMethodName   = "/mpauth.v1.AccountService/SetPhone"
+	AccountService_SetProfile_FullMethodName = "/mpauth.v1.AccountService/SetProfile"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -31,6 +33,13 @@ const (
 // method needs `Authorization: Bearer <access_token>`.
 type AccountServiceClient interface {
 	GetMe(ctx context.Context, in *emptypb.Empty, opts ...grpc.CallOption) (*Me, error)
+	// Store the user's verified phone number: either a phone code (WeChat
+	// getPhoneNumber button) or encrypted data decrypted with the session_key
+	// of the caller's login (Alipay: the app's key and the response sign).
+	SetPhone(ctx context.Context, in *SetPhoneRequest, opts ...grpc.CallOption) (*PhoneReply, error)
+	// Store the user's profile: the platform's encrypted user info, or the
+	// nickname and avatar from the avatar/nickname components.
+	SetProfile(ctx context.Context, in *SetProfileRequest, opts ...grpc.CallOption) (*Me, error)
 }
 
 type accountServiceClient struct {
@@ -51,6 +60,26 @@ func (c *accountServiceClient) GetMe(ctx context.Context, in *emptypb.Empty, opt
 	return out, nil
 }
 
+func (c *accountServiceClient) SetPhone(ctx context.Context, in *SetPhoneRequest, opts ...grpc.CallOption) (*PhoneReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PhoneReply)
+	err := c.cc.Invoke(ctx, AccountService_SetPhone_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) SetProfile(ctx context.Context, in *SetProfileRequest, opts ...grpc.CallOption) (*Me, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Me)
+	err := c.cc.Invoke(ctx, AccountService_SetProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -59,6 +88,13 @@ func (c *accountServiceClient) GetMe(ctx context.Context, in *emptypb.Empty, opt
 // method needs `Authorization: Bearer <access_token>`.
 type AccountServiceServer interface {
 	GetMe(context.Context, *emptypb.Empty) (*Me, error)
+	// Store the user's verified phone number: either a phone code (WeChat
+	// getPhoneNumber button) or encrypted data decrypted with the session_key
+	// of the caller's login (Alipay: the app's key and the response sign).
+	SetPhone(context.Context, *SetPhoneRequest) (*PhoneReply, error)
+	// Store the user's profile: the platform's encrypted user info, or the
+	// nickname and avatar from the avatar/nickname components.
+	SetProfile(context.Context, *SetProfileRequest) (*Me, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -71,6 +107,12 @@ type UnimplementedAccountServiceServer struct{}
 
 func (UnimplementedAccountServiceServer) GetMe(context.Context, *emptypb.Empty) (*Me, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMe not implemented")
+}
+func (UnimplementedAccountServiceServer) SetPhone(context.Context, *SetPhoneRequest) (*PhoneReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPhone not implemented")
+}
+func (UnimplementedAccountServiceServer) SetProfile(context.Context, *SetProfileRequest) (*Me, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetProfile not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -111,6 +153,42 @@ func _AccountService_GetMe_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_SetPhone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPhoneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).SetPhone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_SetPhone_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).SetPhone(ctx, req.(*SetPhoneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_SetProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).SetProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_SetProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).SetProfile(ctx, req.(*SetProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -121,6 +199,14 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMe",
 			Handler:    _AccountService_GetMe_Handler,
+		},
+		{
+			MethodName: "SetPhone",
+			Handler:    _AccountService_SetPhone_Handler,
+		},
+		{
+			MethodName: "SetProfile",
+			Handler:    _AccountService_SetProfile_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -79,10 +79,21 @@ func (m *LoginRequest) validate(all bool) error {
 		errors = append(errors, err)
 	}
 
-	if l := utf8.RuneCountInString(m.GetCode()); l < 1 || l > 256 {
+	if utf8.RuneCountInString(m.GetCode()) > 256 {
 		err := LoginRequestValidationError{
 			field:  "Code",
-			reason: "value length must be between 1 and 256 runes, inclusive",
+			reason: "value length must be at most 256 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if utf8.RuneCountInString(m.GetAnonymousCode()) > 256 {
+		err := LoginRequestValidationError{
+			field:  "AnonymousCode",
+			reason: "value length must be at most 256 runes",
 		}
 		if !all {
 			return err

@@ -52,6 +52,15 @@ const (
 	ErrorReason_INTERNAL ErrorReason = 11
 	// The database is unreachable or failing: retry later.
 	ErrorReason_STORAGE_UNAVAILABLE ErrorReason = 12
+	// The encrypted data does not decrypt with the login's session_key: the
+	// platform rotated it. Log in again (wx.login ...) and retry.
+	ErrorReason_SESSION_KEY_STALE ErrorReason = 13
+	// The encrypted data or iv is malformed and cannot be decrypted.
+	ErrorReason_DECRYPT_FAILED ErrorReason = 14
+	// The encrypted data was issued for another app.
+	ErrorReason_WATERMARK_MISMATCH ErrorReason = 15
+	// A Douyin anonymous (guest) login for an app that does not allow guests.
+	ErrorReason_GUEST_NOT_ALLOWED ErrorReason = 16
 )
 
 // Enum value maps for ErrorReason.
@@ -70,6 +79,10 @@ var (
 		10: "REFRESH_TOKEN_INVALID",
 		11: "INTERNAL",
 		12: "STORAGE_UNAVAILABLE",
+		13: "SESSION_KEY_STALE",
+		14: "DECRYPT_FAILED",
+		15: "WATERMARK_MISMATCH",
+		16: "GUEST_NOT_ALLOWED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -85,6 +98,10 @@ var (
 		"REFRESH_TOKEN_INVALID":    10,
 		"INTERNAL":                 11,
 		"STORAGE_UNAVAILABLE":      12,
+		"SESSION_KEY_STALE":        13,
+		"DECRYPT_FAILED":           14,
+		"WATERMARK_MISMATCH":       15,
+		"GUEST_NOT_ALLOWED":        16,
 	}
 )
 
@@ -119,7 +136,7 @@ var File_mpauth_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_mpauth_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmpauth/v1/error_reason.proto\x12\tmpauth.v1\x1a\x13errors/errors.proto*\xfb\x02\n" +
+	"\x1cmpauth/v1/error_reason.proto\x12\tmpauth.v1\x1a\x13errors/errors.proto*\xed\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x1a\x04\xa8E\x90\x03\x12\x15\n" +
@@ -134,7 +151,11 @@ const file_mpauth_v1_error_reason_proto_rawDesc = "" +
 	"\x15REFRESH_TOKEN_INVALID\x10\n" +
 	"\x1a\x04\xa8E\x91\x03\x12\x12\n" +
 	"\bINTERNAL\x10\v\x1a\x04\xa8E\xf4\x03\x12\x1d\n" +
-	"\x13STORAGE_UNAVAILABLE\x10\f\x1a\x04\xa8E\xf7\x03\x1a\x04\xa0E\xf4\x03B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
+	"\x13STORAGE_UNAVAILABLE\x10\f\x1a\x04\xa8E\xf7\x03\x12\x1b\n" +
+	"\x11SESSION_KEY_STALE\x10\r\x1a\x04\xa8E\x99\x03\x12\x18\n" +
+	"\x0eDECRYPT_FAILED\x10\x0e\x1a\x04\xa8E\x90\x03\x12\x1c\n" +
+	"\x12WATERMARK_MISMATCH\x10\x0f\x1a\x04\xa8E\x90\x03\x12\x1b\n" +
+	"\x11GUEST_NOT_ALLOWED\x10\x10\x1a\x04\xa8E\x93\x03\x1a\x04\xa0E\xf4\x03B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
 
 var (
 	file_mpauth_v1_error_reason_proto_rawDescOnce sync.Once

@@ -163,3 +163,56 @@ func IsStorageUnavailable(err error) bool {
 func ErrorStorageUnavailable(format string, args ...interface{}) *errors.Error {
 	return errors.New(503, ErrorReason_STORAGE_UNAVAILABLE.String(), fmt.Sprintf(format, args...))
 }
+
+// The encrypted data does not decrypt with the login's session_key: the
+// platform rotated it. Log in again (wx.login ...) and retry.
+func IsSessionKeyStale(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_SESSION_KEY_STALE.String() && e.Code == 409
+}
+
+func ErrorSessionKeyStale(format string, args ...interface{}) *errors.Error {
+	return errors.New(409, ErrorReason_SESSION_KEY_STALE.String(), fmt.Sprintf(format, args...))
+}
+
+// The encrypted data or iv is malformed and cannot be decrypted.
+func IsDecryptFailed(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_DECRYPT_FAILED.String() && e.Code == 400
+}
+
+func ErrorDecryptFailed(format string, args ...interface{}) *errors.Error {
+	return errors.New(400, ErrorReason_DECRYPT_FAILED.String(), fmt.Sprintf(format, args...))
+}
+
+// The encrypted data was issued for another app.
+func IsWatermarkMismatch(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_WATERMARK_MISMATCH.String() && e.Code == 400
+}
+
+func ErrorWatermarkMismatch(format string, args ...interface{}) *errors.Error {
+	return errors.New(400, ErrorReason_WATERMARK_MISMATCH.String(), fmt.Sprintf(format, args...))
+}
+
+// A Douyin anonymous (guest) login for an app that does not allow guests.
+func IsGuestNotAllowed(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_GUEST_NOT_ALLOWED.String() && e.Code == 403
+}
+
+func ErrorGuestNotAllowed(format string, args ...interface{}) *errors.Error {
+	return errors.New(403, ErrorReason_GUEST_NOT_ALLOWED.String(), fmt.Sprintf(format, args...))
+}

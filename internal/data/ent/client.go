@@ -17,6 +17,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
+	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/session"
 	"github.com/mpauth/mpauth/internal/data/ent/unionaccount"
@@ -34,6 +35,8 @@ type Client struct {
 	AuditEvent *AuditEventClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
+	// PlatformToken is the client for interacting with the PlatformToken builders.
+	PlatformToken *PlatformTokenClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
 	// Session is the client for interacting with the Session builders.
@@ -55,6 +58,7 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
+	c.PlatformToken = NewPlatformTokenClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.Session = NewSessionClient(c.config)
 	c.UnionAccount = NewUnionAccountClient(c.config)
@@ -149,14 +153,15 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		AuditEvent:   NewAuditEventClient(cfg),
-		Identity:     NewIdentityClient(cfg),
-		RefreshToken: NewRefreshTokenClient(cfg),
-		Session:      NewSessionClient(cfg),
-		UnionAccount: NewUnionAccountClient(cfg),
-		User:         NewUserClient(cfg),
+		ctx:           ctx,
+		config:        cfg,
+		AuditEvent:    NewAuditEventClient(cfg),
+		Identity:      NewIdentityClient(cfg),
+		PlatformToken: NewPlatformTokenClient(cfg),
+		RefreshToken:  NewRefreshTokenClient(cfg),
+		Session:       NewSessionClient(cfg),
+		UnionAccount:  NewUnionAccountClient(cfg),
+		User:          NewUserClient(cfg),
 	}, nil
 }
 
@@ -174,14 +179,15 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		AuditEvent:   NewAuditEventClient(cfg),
-		Identity:     NewIdentityClient(cfg),
-		RefreshToken: NewRefreshTokenClient(cfg),
-		Session:      NewSessionClient(cfg),
-		UnionAccount: NewUnionAccountClient(cfg),
-		User:         NewUserClient(cfg),
+		ctx:           ctx,
+		config:        cfg,
+		AuditEvent:    NewAuditEventClient(cfg),
+		Identity:      NewIdentityClient(cfg),
+		PlatformToken: NewPlatformTokenClient(cfg),
+		RefreshToken:  NewRefreshTokenClient(cfg),
+		Session:       NewSessionClient(cfg),
+		UnionAccount:  NewUnionAccountClient(cfg),
+		User:          NewUserClient(cfg),
 	}, nil
 }
 
@@ -211,7 +217,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuditEvent, c.Identity, c.RefreshToken, c.Session, c.UnionAccount, c.User,
+		c.AuditEvent, c.Identity, c.PlatformToken, c.RefreshToken, c.Session,
+		c.UnionAccount, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -221,7 +228,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuditEvent, c.Identity, c.RefreshToken, c.Session, c.UnionAccount, c.User,
+		c.AuditEvent, c.Identity, c.PlatformToken, c.RefreshToken, c.Session,
+		c.UnionAccount, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -234,6 +242,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AuditEvent.mutate(ctx, m)
 	case *IdentityMutation:
 		return c.Identity.mutate(ctx, m)
+	case *PlatformTokenMutation:
+		return c.PlatformToken.mutate(ctx, m)
 	case *RefreshTokenMutation:
 		return c.RefreshToken.mutate(ctx, m)
 	case *SessionMutation:
@@ -526,6 +536,139 @@ func (c *IdentityClient) mutate(ctx context.Context, m *IdentityMutation) (Value
 		return (&IdentityDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Identity mutation op: %q", m.Op())
+	}
+}
+
+// PlatformTokenClient is a client for the PlatformToken schema.
+type PlatformTokenClient struct {
+	config
+}
+
+// NewPlatformTokenClient returns a client for the PlatformToken from the given config.
+func NewPlatformTokenClient(c config) *PlatformTokenClient {
+	return &PlatformTokenClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `platformtoken.Hooks(f(g(h())))`.
+func (c *PlatformTokenClient) Use(hooks ...Hook) {
+	c.hooks.PlatformToken = append(c.hooks.PlatformToken, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `platformtoken.Intercept(f(g(h())))`.
+func (c *PlatformTokenClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PlatformToken = append(c.inters.PlatformToken, interceptors...)
+}
+
+// Create returns a builder for creating a PlatformToken entity.
+func (c *PlatformTokenClient) Create() *PlatformTokenCreate {
+	mutation := newPlatformTokenMutation(c.config, OpCreate)
+	return &PlatformTokenCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PlatformToken entities.
+func (c *PlatformTokenClient) CreateBulk(builders ...*PlatformTokenCreate) *PlatformTokenCreateBulk {
+	return &PlatformTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PlatformTokenClient) MapCreateBulk(slice any, setFunc func(*PlatformTokenCreate, int)) *PlatformTokenCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PlatformTokenCreateBulk{err: fmt.Errorf("calling to PlatformTokenClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PlatformTokenCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PlatformTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PlatformToken.
+func (c *PlatformTokenClient) Update() *PlatformTokenUpdate {
+	mutation := newPlatformTokenMutation(c.config, OpUpdate)
+	return &PlatformTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PlatformTokenClient) UpdateOne(_m *PlatformToken) *PlatformTokenUpdateOne {
+	mutation := newPlatformTokenMutation(c.config, OpUpdateOne, withPlatformToken(_m))
+	return &PlatformTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PlatformTokenClient) UpdateOneID(id int) *PlatformTokenUpdateOne {
+	mutation := newPlatformTokenMutation(c.config, OpUpdateOne, withPlatformTokenID(id))
+	return &PlatformTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PlatformToken.
+func (c *PlatformTokenClient) Delete() *PlatformTokenDelete {
+	mutation := newPlatformTokenMutation(c.config, OpDelete)
+	return &PlatformTokenDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PlatformTokenClient) DeleteOne(_m *PlatformToken) *PlatformTokenDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PlatformTokenClient) DeleteOneID(id int) *PlatformTokenDeleteOne {
+	builder := c.Delete().Where(platformtoken.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PlatformTokenDeleteOne{builder}
+}
+
+// Query returns a query builder for PlatformToken.
+func (c *PlatformTokenClient) Query() *PlatformTokenQuery {
+	return &PlatformTokenQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePlatformToken},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PlatformToken entity by its id.
+func (c *PlatformTokenClient) Get(ctx context.Context, id int) (*PlatformToken, error) {
+	return c.Query().Where(platformtoken.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PlatformTokenClient) GetX(ctx context.Context, id int) *PlatformToken {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PlatformTokenClient) Hooks() []Hook {
+	return c.hooks.PlatformToken
+}
+
+// Interceptors returns the client interceptors.
+func (c *PlatformTokenClient) Interceptors() []Interceptor {
+	return c.inters.PlatformToken
+}
+
+func (c *PlatformTokenClient) mutate(ctx context.Context, m *PlatformTokenMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PlatformTokenCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PlatformTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PlatformTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PlatformTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PlatformToken mutation op: %q", m.Op())
 	}
 }
 
@@ -1176,10 +1319,11 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuditEvent, Identity, RefreshToken, Session, UnionAccount, User []ent.Hook
+		AuditEvent, Identity, PlatformToken, RefreshToken, Session, UnionAccount,
+		User []ent.Hook
 	}
 	inters struct {
-		AuditEvent, Identity, RefreshToken, Session, UnionAccount,
+		AuditEvent, Identity, PlatformToken, RefreshToken, Session, UnionAccount,
 		User []ent.Interceptor
 	}
 )

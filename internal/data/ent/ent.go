@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
+	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/session"
 	"github.com/mpauth/mpauth/internal/data/ent/unionaccount"
@@ -78,12 +79,13 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			auditevent.Table:   auditevent.ValidColumn,
-			identity.Table:     identity.ValidColumn,
-			refreshtoken.Table: refreshtoken.ValidColumn,
-			session.Table:      session.ValidColumn,
-			unionaccount.Table: unionaccount.ValidColumn,
-			user.Table:         user.ValidColumn,
+			auditevent.Table:    auditevent.ValidColumn,
+			identity.Table:      identity.ValidColumn,
+			platformtoken.Table: platformtoken.ValidColumn,
+			refreshtoken.Table:  refreshtoken.ValidColumn,
+			session.Table:       session.ValidColumn,
+			unionaccount.Table:  unionaccount.ValidColumn,
+			user.Table:          user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

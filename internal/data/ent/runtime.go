@@ -7,6 +7,7 @@ import (
 
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
+	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/schema"
 	"github.com/mpauth/mpauth/internal/data/ent/session"
@@ -177,6 +178,73 @@ func init() {
 			return nil
 		}
 	}()
+	platformtokenMixin := schema.PlatformToken{}.Mixin()
+	platformtokenMixinFields0 := platformtokenMixin[0].Fields()
+	_ = platformtokenMixinFields0
+	platformtokenFields := schema.PlatformToken{}.Fields()
+	_ = platformtokenFields
+	// platformtokenDescCreatedAt is the schema descriptor for created_at field.
+	platformtokenDescCreatedAt := platformtokenMixinFields0[0].Descriptor()
+	// platformtoken.DefaultCreatedAt holds the default value on creation for the created_at field.
+	platformtoken.DefaultCreatedAt = platformtokenDescCreatedAt.Default.(func() time.Time)
+	// platformtokenDescUpdatedAt is the schema descriptor for updated_at field.
+	platformtokenDescUpdatedAt := platformtokenMixinFields0[1].Descriptor()
+	// platformtoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	platformtoken.DefaultUpdatedAt = platformtokenDescUpdatedAt.Default.(func() time.Time)
+	// platformtoken.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	platformtoken.UpdateDefaultUpdatedAt = platformtokenDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// platformtokenDescPlatform is the schema descriptor for platform field.
+	platformtokenDescPlatform := platformtokenFields[0].Descriptor()
+	// platformtoken.PlatformValidator is a validator for the "platform" field. It is called by the builders before save.
+	platformtoken.PlatformValidator = func() func(string) error {
+		validators := platformtokenDescPlatform.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(platform string) error {
+			for _, fn := range fns {
+				if err := fn(platform); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// platformtokenDescAppID is the schema descriptor for app_id field.
+	platformtokenDescAppID := platformtokenFields[1].Descriptor()
+	// platformtoken.AppIDValidator is a validator for the "app_id" field. It is called by the builders before save.
+	platformtoken.AppIDValidator = func() func(string) error {
+		validators := platformtokenDescAppID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(app_id string) error {
+			for _, fn := range fns {
+				if err := fn(app_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// platformtokenDescToken is the schema descriptor for token field.
+	platformtokenDescToken := platformtokenFields[2].Descriptor()
+	// platformtoken.DefaultToken holds the default value on creation for the token field.
+	platformtoken.DefaultToken = platformtokenDescToken.Default.(string)
+	// platformtoken.TokenValidator is a validator for the "token" field. It is called by the builders before save.
+	platformtoken.TokenValidator = platformtokenDescToken.Validators[0].(func(string) error)
+	// platformtokenDescInvalid is the schema descriptor for invalid field.
+	platformtokenDescInvalid := platformtokenFields[4].Descriptor()
+	// platformtoken.DefaultInvalid holds the default value on creation for the invalid field.
+	platformtoken.DefaultInvalid = platformtokenDescInvalid.Default.(bool)
+	// platformtokenDescLeaseHolder is the schema descriptor for lease_holder field.
+	platformtokenDescLeaseHolder := platformtokenFields[5].Descriptor()
+	// platformtoken.DefaultLeaseHolder holds the default value on creation for the lease_holder field.
+	platformtoken.DefaultLeaseHolder = platformtokenDescLeaseHolder.Default.(string)
+	// platformtoken.LeaseHolderValidator is a validator for the "lease_holder" field. It is called by the builders before save.
+	platformtoken.LeaseHolderValidator = platformtokenDescLeaseHolder.Validators[0].(func(string) error)
 	refreshtokenMixin := schema.RefreshToken{}.Mixin()
 	refreshtokenMixinFields0 := refreshtokenMixin[0].Fields()
 	_ = refreshtokenMixinFields0
@@ -423,6 +491,30 @@ func init() {
 	user.DefaultUpdatedAt = userDescUpdatedAt.Default.(func() time.Time)
 	// user.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	user.UpdateDefaultUpdatedAt = userDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// userDescPhoneNumber is the schema descriptor for phone_number field.
+	userDescPhoneNumber := userFields[1].Descriptor()
+	// user.DefaultPhoneNumber holds the default value on creation for the phone_number field.
+	user.DefaultPhoneNumber = userDescPhoneNumber.Default.(string)
+	// user.PhoneNumberValidator is a validator for the "phone_number" field. It is called by the builders before save.
+	user.PhoneNumberValidator = userDescPhoneNumber.Validators[0].(func(string) error)
+	// userDescPhoneCountryCode is the schema descriptor for phone_country_code field.
+	userDescPhoneCountryCode := userFields[2].Descriptor()
+	// user.DefaultPhoneCountryCode holds the default value on creation for the phone_country_code field.
+	user.DefaultPhoneCountryCode = userDescPhoneCountryCode.Default.(string)
+	// user.PhoneCountryCodeValidator is a validator for the "phone_country_code" field. It is called by the builders before save.
+	user.PhoneCountryCodeValidator = userDescPhoneCountryCode.Validators[0].(func(string) error)
+	// userDescNickname is the schema descriptor for nickname field.
+	userDescNickname := userFields[4].Descriptor()
+	// user.DefaultNickname holds the default value on creation for the nickname field.
+	user.DefaultNickname = userDescNickname.Default.(string)
+	// user.NicknameValidator is a validator for the "nickname" field. It is called by the builders before save.
+	user.NicknameValidator = userDescNickname.Validators[0].(func(string) error)
+	// userDescAvatarURL is the schema descriptor for avatar_url field.
+	userDescAvatarURL := userFields[5].Descriptor()
+	// user.DefaultAvatarURL holds the default value on creation for the avatar_url field.
+	user.DefaultAvatarURL = userDescAvatarURL.Default.(string)
+	// user.AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
+	user.AvatarURLValidator = userDescAvatarURL.Validators[0].(func(string) error)
 	// userDescID is the schema descriptor for id field.
 	userDescID := userFields[0].Descriptor()
 	// user.IDValidator is a validator for the "id" field. It is called by the builders before save.

@@ -81,6 +81,32 @@ var (
 			},
 		},
 	}
+	// PlatformTokensColumns holds the columns for the "platform_tokens" table.
+	PlatformTokensColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "platform", Type: field.TypeString, Size: 16},
+		{Name: "app_id", Type: field.TypeString, Size: 64},
+		{Name: "token", Type: field.TypeString, Size: 2048, Default: ""},
+		{Name: "expires_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "invalid", Type: field.TypeBool, Default: false},
+		{Name: "lease_holder", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// PlatformTokensTable holds the schema information for the "platform_tokens" table.
+	PlatformTokensTable = &schema.Table{
+		Name:       "platform_tokens",
+		Columns:    PlatformTokensColumns,
+		PrimaryKey: []*schema.Column{PlatformTokensColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "platformtoken_platform_app_id",
+				Unique:  true,
+				Columns: []*schema.Column{PlatformTokensColumns[3], PlatformTokensColumns[4]},
+			},
+		},
+	}
 	// RefreshTokensColumns holds the columns for the "refresh_tokens" table.
 	RefreshTokensColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -190,6 +216,11 @@ var (
 		{Name: "id", Type: field.TypeString, Size: 40},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "phone_number", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "phone_country_code", Type: field.TypeString, Size: 8, Default: ""},
+		{Name: "phone_verified_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "nickname", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "avatar_url", Type: field.TypeString, Size: 1024, Default: ""},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
@@ -201,6 +232,7 @@ var (
 	Tables = []*schema.Table{
 		AuditEventsTable,
 		IdentitiesTable,
+		PlatformTokensTable,
 		RefreshTokensTable,
 		SessionsTable,
 		UnionAccountsTable,

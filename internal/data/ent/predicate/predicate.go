@@ -12,6 +12,9 @@ type AuditEvent func(*sql.Selector)
 // Identity is the predicate function for identity builders.
 type Identity func(*sql.Selector)
 
+// PlatformToken is the predicate function for platformtoken builders.
+type PlatformToken func(*sql.Selector)
+
 // RefreshToken is the predicate function for refreshtoken builders.
 type RefreshToken func(*sql.Selector)
 

@@ -17,6 +17,13 @@ func (User) Fields() []ent.Field {
 	return []ent.Field{
 		// Random, unguessable, never reused (see biz.NewUserID).
 		field.String("id").MaxLen(40).NotEmpty().Immutable(),
+		// The verified phone number (as the platform gives it: with the
+		// country code for non-mainland numbers) and its country code.
+		field.String("phone_number").MaxLen(32).Default(""),
+		field.String("phone_country_code").MaxLen(8).Default(""),
+		field.Time("phone_verified_at").Optional().Nillable().SchemaType(datetime),
+		field.String("nickname").MaxLen(128).Default(""),
+		field.String("avatar_url").MaxLen(1024).Default(""),
 	}
 }
 

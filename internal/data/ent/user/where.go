@@ -75,6 +75,31 @@ func UpdatedAt(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldUpdatedAt, v))
 }
 
+// PhoneNumber applies equality check predicate on the "phone_number" field. It's identical to PhoneNumberEQ.
+func PhoneNumber(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPhoneNumber, v))
+}
+
+// PhoneCountryCode applies equality check predicate on the "phone_country_code" field. It's identical to PhoneCountryCodeEQ.
+func PhoneCountryCode(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPhoneCountryCode, v))
+}
+
+// PhoneVerifiedAt applies equality check predicate on the "phone_verified_at" field. It's identical to PhoneVerifiedAtEQ.
+func PhoneVerifiedAt(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPhoneVerifiedAt, v))
+}
+
+// Nickname applies equality check predicate on the "nickname" field. It's identical to NicknameEQ.
+func Nickname(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldNickname, v))
+}
+
+// AvatarURL applies equality check predicate on the "avatar_url" field. It's identical to AvatarURLEQ.
+func AvatarURL(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldAvatarURL, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldCreatedAt, v))
@@ -153,6 +178,316 @@ func UpdatedAtLT(v time.Time) predicate.User {
 // UpdatedAtLTE applies the LTE predicate on the "updated_at" field.
 func UpdatedAtLTE(v time.Time) predicate.User {
 	return predicate.User(sql.FieldLTE(FieldUpdatedAt, v))
+}
+
+// PhoneNumberEQ applies the EQ predicate on the "phone_number" field.
+func PhoneNumberEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPhoneNumber, v))
+}
+
+// PhoneNumberNEQ applies the NEQ predicate on the "phone_number" field.
+func PhoneNumberNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldPhoneNumber, v))
+}
+
+// PhoneNumberIn applies the In predicate on the "phone_number" field.
+func PhoneNumberIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldPhoneNumber, vs...))
+}
+
+// PhoneNumberNotIn applies the NotIn predicate on the "phone_number" field.
+func PhoneNumberNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldPhoneNumber, vs...))
+}
+
+// PhoneNumberGT applies the GT predicate on the "phone_number" field.
+func PhoneNumberGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldPhoneNumber, v))
+}
+
+// PhoneNumberGTE applies the GTE predicate on the "phone_number" field.
+func PhoneNumberGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldPhoneNumber, v))
+}
+
+// PhoneNumberLT applies the LT predicate on the "phone_number" field.
+func PhoneNumberLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldPhoneNumber, v))
+}
+
+// PhoneNumberLTE applies the LTE predicate on the "phone_number" field.
+func PhoneNumberLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldPhoneNumber, v))
+}
+
+// PhoneNumberContains applies the Contains predicate on the "phone_number" field.
+func PhoneNumberContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldPhoneNumber, v))
+}
+
+// PhoneNumberHasPrefix applies the HasPrefix predicate on the "phone_number" field.
+func PhoneNumberHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldPhoneNumber, v))
+}
+
+// PhoneNumberHasSuffix applies the HasSuffix predicate on the "phone_number" field.
+func PhoneNumberHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldPhoneNumber, v))
+}
+
+// PhoneNumberEqualFold applies the EqualFold predicate on the "phone_number" field.
+func PhoneNumberEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldPhoneNumber, v))
+}
+
+// PhoneNumberContainsFold applies the ContainsFold predicate on the "phone_number" field.
+func PhoneNumberContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldPhoneNumber, v))
+}
+
+// PhoneCountryCodeEQ applies the EQ predicate on the "phone_country_code" field.
+func PhoneCountryCodeEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeNEQ applies the NEQ predicate on the "phone_country_code" field.
+func PhoneCountryCodeNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeIn applies the In predicate on the "phone_country_code" field.
+func PhoneCountryCodeIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldPhoneCountryCode, vs...))
+}
+
+// PhoneCountryCodeNotIn applies the NotIn predicate on the "phone_country_code" field.
+func PhoneCountryCodeNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldPhoneCountryCode, vs...))
+}
+
+// PhoneCountryCodeGT applies the GT predicate on the "phone_country_code" field.
+func PhoneCountryCodeGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeGTE applies the GTE predicate on the "phone_country_code" field.
+func PhoneCountryCodeGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeLT applies the LT predicate on the "phone_country_code" field.
+func PhoneCountryCodeLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeLTE applies the LTE predicate on the "phone_country_code" field.
+func PhoneCountryCodeLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeContains applies the Contains predicate on the "phone_country_code" field.
+func PhoneCountryCodeContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeHasPrefix applies the HasPrefix predicate on the "phone_country_code" field.
+func PhoneCountryCodeHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeHasSuffix applies the HasSuffix predicate on the "phone_country_code" field.
+func PhoneCountryCodeHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeEqualFold applies the EqualFold predicate on the "phone_country_code" field.
+func PhoneCountryCodeEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldPhoneCountryCode, v))
+}
+
+// PhoneCountryCodeContainsFold applies the ContainsFold predicate on the "phone_country_code" field.
+func PhoneCountryCodeContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldPhoneCountryCode, v))
+}
+
+// PhoneVerifiedAtEQ applies the EQ predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPhoneVerifiedAt, v))
+}
+
+// PhoneVerifiedAtNEQ applies the NEQ predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldPhoneVerifiedAt, v))
+}
+
+// PhoneVerifiedAtIn applies the In predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldPhoneVerifiedAt, vs...))
+}
+
+// PhoneVerifiedAtNotIn applies the NotIn predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldPhoneVerifiedAt, vs...))
+}
+
+// PhoneVerifiedAtGT applies the GT predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldPhoneVerifiedAt, v))
+}
+
+// PhoneVerifiedAtGTE applies the GTE predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldPhoneVerifiedAt, v))
+}
+
+// PhoneVerifiedAtLT applies the LT predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldPhoneVerifiedAt, v))
+}
+
+// PhoneVerifiedAtLTE applies the LTE predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldPhoneVerifiedAt, v))
+}
+
+// PhoneVerifiedAtIsNil applies the IsNil predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldPhoneVerifiedAt))
+}
+
+// PhoneVerifiedAtNotNil applies the NotNil predicate on the "phone_verified_at" field.
+func PhoneVerifiedAtNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldPhoneVerifiedAt))
+}
+
+// NicknameEQ applies the EQ predicate on the "nickname" field.
+func NicknameEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldNickname, v))
+}
+
+// NicknameNEQ applies the NEQ predicate on the "nickname" field.
+func NicknameNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldNickname, v))
+}
+
+// NicknameIn applies the In predicate on the "nickname" field.
+func NicknameIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldNickname, vs...))
+}
+
+// NicknameNotIn applies the NotIn predicate on the "nickname" field.
+func NicknameNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldNickname, vs...))
+}
+
+// NicknameGT applies the GT predicate on the "nickname" field.
+func NicknameGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldNickname, v))
+}
+
+// NicknameGTE applies the GTE predicate on the "nickname" field.
+func NicknameGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldNickname, v))
+}
+
+// NicknameLT applies the LT predicate on the "nickname" field.
+func NicknameLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldNickname, v))
+}
+
+// NicknameLTE applies the LTE predicate on the "nickname" field.
+func NicknameLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldNickname, v))
+}
+
+// NicknameContains applies the Contains predicate on the "nickname" field.
+func NicknameContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldNickname, v))
+}
+
+// NicknameHasPrefix applies the HasPrefix predicate on the "nickname" field.
+func NicknameHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldNickname, v))
+}
+
+// NicknameHasSuffix applies the HasSuffix predicate on the "nickname" field.
+func NicknameHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldNickname, v))
+}
+
+// NicknameEqualFold applies the EqualFold predicate on the "nickname" field.
+func NicknameEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldNickname, v))
+}
+
+// NicknameContainsFold applies the ContainsFold predicate on the "nickname" field.
+func NicknameContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldNickname, v))
+}
+
+// AvatarURLEQ applies the EQ predicate on the "avatar_url" field.
+func AvatarURLEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldAvatarURL, v))
+}
+
+// AvatarURLNEQ applies the NEQ predicate on the "avatar_url" field.
+func AvatarURLNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldAvatarURL, v))
+}
+
+// AvatarURLIn applies the In predicate on the "avatar_url" field.
+func AvatarURLIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldAvatarURL, vs...))
+}
+
+// AvatarURLNotIn applies the NotIn predicate on the "avatar_url" field.
+func AvatarURLNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldAvatarURL, vs...))
+}
+
+// AvatarURLGT applies the GT predicate on the "avatar_url" field.
+func AvatarURLGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldAvatarURL, v))
+}
+
+// AvatarURLGTE applies the GTE predicate on the "avatar_url" field.
+func AvatarURLGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldAvatarURL, v))
+}
+
+// AvatarURLLT applies the LT predicate on the "avatar_url" field.
+func AvatarURLLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldAvatarURL, v))
+}
+
+// AvatarURLLTE applies the LTE predicate on the "avatar_url" field.
+func AvatarURLLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldAvatarURL, v))
+}
+
+// AvatarURLContains applies the Contains predicate on the "avatar_url" field.
+func AvatarURLContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldAvatarURL, v))
+}
+
+// AvatarURLHasPrefix applies the HasPrefix predicate on the "avatar_url" field.
+func AvatarURLHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldAvatarURL, v))
+}
+
+// AvatarURLHasSuffix applies the HasSuffix predicate on the "avatar_url" field.
+func AvatarURLHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldAvatarURL, v))
+}
+
+// AvatarURLEqualFold applies the EqualFold predicate on the "avatar_url" field.
+func AvatarURLEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldAvatarURL, v))
+}
+
+// AvatarURLContainsFold applies the ContainsFold predicate on the "avatar_url" field.
+func AvatarURLContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldAvatarURL, v))
 }
 
 // HasIdentities applies the HasEdge predicate on the "identities" edge.
