@@ -49,7 +49,7 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 	authConfig := newAuthConfig(bootstrap)
 	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, manager, authConfig, logger)
 	authService := service.NewAuthService(authUsecase)
-	accountUsecase := biz.NewAccountUsecase(accountRepo, logger)
+	accountUsecase := biz.NewAccountUsecase(registry, accountRepo, logger)
 	accountService := service.NewAccountService(accountUsecase)
 	httpServer, err := server.NewHTTPServer(confServer, authUsecase, manager, authService, accountService, logger)
 	if err != nil {
