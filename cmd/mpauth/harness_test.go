@@ -23,6 +23,14 @@ import (
 const (
 	appA = "wxtest00000000001"
 	appB = "wxtest00000000002"
+	// appC has no union scope: its users are only joined by hand.
+	appC = "wxtest00000000003"
+)
+
+// API keys of the test config.
+const (
+	backendKey = "test-backend-key-0123456789abcdef0123456789"
+	adminKey   = "test-admin-key-0123456789abcdef0123456789ab"
 )
 
 // instance is one running mpauth (HTTP, gRPC and the sandbox on loopback
@@ -71,7 +79,13 @@ func testConfig(t *testing.T, driver string) *conf.Bootstrap {
 		Apps: []*conf.App{
 			{Platform: "wechat", AppId: appA, Secret: "secret-a", UnionScope: "scope-1", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 			{Platform: "wechat", AppId: appB, Secret: "secret-b", UnionScope: "scope-1", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
+			{Platform: "wechat", AppId: appC, Secret: "secret-c", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 		},
+		ApiKeys: []*conf.APIKey{
+			{Id: "test-backend", Key: backendKey, Scopes: []string{"backend"}},
+			{Id: "test-admin", Key: adminKey, Scopes: []string{"admin"}},
+		},
+		Accounts: &conf.Accounts{UnionMerge: "auto"},
 		Sandbox: &conf.Sandbox{Enabled: true, Addr: "127.0.0.1:0", CodeTtl: durationpb.New(5 * time.Minute)},
 		Log:     &conf.Log{Level: "debug"},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-kratos/kratos/v2/log"
 	"google.golang.org/protobuf/proto"
@@ -39,7 +40,28 @@ func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox, tokens *biz.TokenBroke
 }
 
 func newAuthConfig(bc *conf.Bootstrap) biz.AuthConfig {
-	return biz.AuthConfig{RefreshTokenTTL: bc.Auth.RefreshTokenTtl.AsDuration()}
+	return biz.AuthConfig{RefreshTokenTTL: bc.Auth.RefreshTokenTtl.AsDuration(), UnionMerge: bc.GetAccounts().GetUnionMerge()}
+}
+
+// newAPIKeys loads the backend and operator API keys.
+func newAPIKeys(bc *conf.Bootstrap) (*biz.APIKeys, error) {
+	var keys []biz.APIKey
+	for i, k := range bc.ApiKeys {
+		key := k.Key
+		if k.KeyFile != "" {
+			b, err := os.ReadFile(k.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("config api_keys[%d].key_file: %w", i, err)
+			}
+			key = strings.TrimSpace(string(b))
+		}
+		ak, err := biz.NewAPIKey(k.Id, key, k.KeySha256, k.Scopes)
+		if err != nil {
+			return nil, fmt.Errorf("config api_keys[%d]: %w", i, err)
+		}
+		keys = append(keys, ak)
+	}
+	return biz.NewAPIKeys(keys), nil
 }
 
 // newTokenManager loads the signing keys; with none configured and

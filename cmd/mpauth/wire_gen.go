@@ -46,17 +46,32 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 		cleanup()
 		return nil, nil, err
 	}
+	unifier := biz.NewUnifier(accountRepo, sessionRepo, auditRepo)
 	authConfig := newAuthConfig(bootstrap)
-	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, manager, authConfig, logger)
-	authService := service.NewAuthService(authUsecase)
-	accountUsecase := biz.NewAccountUsecase(registry, accountRepo, logger)
-	accountService := service.NewAccountService(accountUsecase)
-	httpServer, err := server.NewHTTPServer(confServer, authUsecase, manager, authService, accountService, logger)
+	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, manager, unifier, authConfig, logger)
+	apiKeys, err := newAPIKeys(bootstrap)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	grpcServer := server.NewGRPCServer(confServer, authUsecase, authService, accountService, logger)
+	authService := service.NewAuthService(authUsecase)
+	accountUsecase := biz.NewAccountUsecase(registry, transaction, accountRepo, unifier, authUsecase, logger)
+	accountService := service.NewAccountService(accountUsecase)
+	adminUsecase := biz.NewAdminUsecase(transaction, accountRepo, sessionRepo, auditRepo, unifier, logger)
+	adminService := service.NewAdminService(adminUsecase)
+	backendService := service.NewBackendService(authUsecase, adminUsecase)
+	services := &server.Services{
+		Auth:    authService,
+		Account: accountService,
+		Admin:   adminService,
+		Backend: backendService,
+	}
+	httpServer, err := server.NewHTTPServer(confServer, authUsecase, apiKeys, manager, services, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	grpcServer := server.NewGRPCServer(confServer, authUsecase, apiKeys, services, logger)
 	app := newApp(bootstrap, logger, httpServer, grpcServer, sandbox)
 	return app, func() {
 		cleanup()

@@ -19,6 +19,37 @@ type User struct {
 	PhoneCountryCode string
 	Nickname         string
 	AvatarURL        string
+	// MergedInto is set when this user was merged into another one.
+	MergedInto string
+	MergedAt   *time.Time
+}
+
+// UnionAccount is a unionid owned by a user within a (platform, union scope).
+type UnionAccount struct {
+	Platform   string
+	UnionScope string
+	UnionID    string
+	UserID     string
+}
+
+// UserFilter narrows a user search; empty fields match everything.
+type UserFilter struct {
+	Platform   string
+	AppID      string
+	OpenID     string
+	UnionScope string
+	UnionID    string
+	Phone      string
+}
+
+// ErrBadPageToken: a page_token that this server did not issue.
+var ErrBadPageToken = v1.ErrorInvalidArgument("page_token is not one this server issued: send the next_page_token of the previous page").WithMetadata(map[string]string{"field": "page_token"})
+
+// Page asks for one page of a listing: Token is the opaque cursor of the
+// previous page's last item.
+type Page struct {
+	Size  int
+	Token string
 }
 
 // Identity is one platform account (an openid of one app) owned by a user.
@@ -58,6 +89,17 @@ type AccountRepo interface {
 	FindUserIdentity(ctx context.Context, userID, platform, appID string) (*Identity, error)
 	SetPhone(ctx context.Context, userID, number, countryCode string, at time.Time) error
 	SetProfile(ctx context.Context, userID, nickname, avatarURL string) error
+	// MoveIdentity gives one identity to another user.
+	MoveIdentity(ctx context.Context, identityID int, toUserID string) error
+	ListUnionAccounts(ctx context.Context, userID string) ([]UnionAccount, error)
+	MoveUnionAccount(ctx context.Context, platform, unionScope, unionID, toUserID string) error
+	// MarkMerged makes source an alias of target.
+	MarkMerged(ctx context.Context, sourceID, targetID string, at time.Time) error
+	// ListAliases returns the users merged directly into userID.
+	ListAliases(ctx context.Context, userID string) ([]string, error)
+	// FindUsers lists users matching f, newest first, one page at a time; it
+	// returns the next page's token ("" on the last page).
+	FindUsers(ctx context.Context, f UserFilter, p Page) ([]*User, string, error)
 	// FindUnionOwner returns the user owning a unionid in a (platform, union
 	// scope); ErrNotFound if none.
 	FindUnionOwner(ctx context.Context, platform, unionScope, unionID string) (string, error)
@@ -80,24 +122,149 @@ type AuditEvent struct {
 const (
 	AuditRefreshTokenReuse = "session.refresh_token_reuse"
 	AuditIdentityConflict  = "identity.conflict"
+	AuditUserMerge         = "user.merge"
+	AuditIdentityLink      = "identity.link"
+	AuditIdentityUnlink    = "identity.unlink"
+	AuditSessionsRevoke    = "sessions.revoke"
 )
 
-// AuditRepo appends audit events.
+// AuditFilter narrows an audit listing; zero fields match everything.
+type AuditFilter struct {
+	Subject string
+	Actor   string
+	Action  string
+	Since   time.Time
+	Until   time.Time
+}
+
+// AuditRepo appends and lists audit events.
 type AuditRepo interface {
 	Record(ctx context.Context, e AuditEvent) error
+	// List returns events newest first, one page at a time, and the next
+	// page's token ("" on the last page).
+	List(ctx context.Context, f AuditFilter, p Page) ([]AuditEvent, string, error)
 }
 
 // AccountUsecase serves the signed-in user's view of their account.
 type AccountUsecase struct {
 	apps     *provider.Registry
+	tx       Transaction
 	accounts AccountRepo
+	unifier  *Unifier
+	auth     *AuthUsecase
 	now      func() time.Time
 	log      *log.Helper
 }
 
 // NewAccountUsecase returns an AccountUsecase.
-func NewAccountUsecase(apps *provider.Registry, accounts AccountRepo, logger log.Logger) *AccountUsecase {
-	return &AccountUsecase{apps: apps, accounts: accounts, now: time.Now, log: log.NewHelper(log.With(logger, "module", "biz/account"))}
+func NewAccountUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, unifier *Unifier, auth *AuthUsecase, logger log.Logger) *AccountUsecase {
+	return &AccountUsecase{apps: apps, tx: tx, accounts: accounts, unifier: unifier, auth: auth, now: time.Now, log: log.NewHelper(log.With(logger, "module", "biz/account"))}
+}
+
+// BindIdentity attaches the platform identity behind a login code to the
+// caller: how a person links their accounts on two platforms. An identity
+// that belongs to another user who has nothing else (that one identity, no
+// phone) brings that user along (merged into the caller); otherwise it is an
+// IDENTITY_CONFLICT.
+func (uc *AccountUsecase) BindIdentity(ctx context.Context, p *Principal, platform, appID, code string) ([]*Identity, error) {
+	app, prov, ok := uc.apps.Lookup(platform, appID)
+	if !ok {
+		return nil, v1.ErrorUnknownApp("platform %q app_id %q is not configured on this server: check both fields", platform, appID)
+	}
+	if code == "" {
+		return nil, invalidField("code", "required: the login code of the account to bind")
+	}
+	id, err := prov.Exchange(ctx, provider.Credentials{Code: code})
+	if err != nil {
+		return nil, uc.auth.platformError(ctx, app, err)
+	}
+	if id.OpenID == "" {
+		return nil, invalidField("code", "a guest login cannot be bound")
+	}
+	actor := "user:" + p.UserID
+	err = retryTx(ctx, uc.tx, func(ctx context.Context) error {
+		mine, err := uc.accounts.ListIdentities(ctx, p.UserID)
+		if err != nil {
+			return err
+		}
+		ident, err := uc.accounts.FindIdentity(ctx, platform, appID, id.OpenID)
+		if err == nil && ident.UserID == p.UserID {
+			return nil // already bound
+		}
+		for _, m := range mine {
+			if m.Platform == platform && m.AppID == appID {
+				return v1.ErrorIdentityConflict("you already have a %s account bound in app %s: unbind it first", platform, appID)
+			}
+		}
+		switch {
+		case errors.Is(err, ErrNotFound):
+			unionID, scope := "", ""
+			if app.UnionScope != "" && id.UnionID != "" {
+				unionID, scope = id.UnionID, app.UnionScope
+			}
+			if _, err := uc.accounts.CreateIdentity(ctx, &Identity{
+				UserID: p.UserID, Platform: platform, AppID: appID, OpenID: id.OpenID,
+				UnionScope: scope, UnionID: unionID, SessionKey: id.SessionKey, LastLoginAt: uc.now(),
+			}); err != nil {
+				return err
+			}
+			if unionID != "" {
+				owner, err := uc.accounts.FindUnionOwner(ctx, platform, scope, unionID)
+				if errors.Is(err, ErrNotFound) {
+					if err := uc.accounts.BindUnion(ctx, platform, scope, unionID, p.UserID); err != nil {
+						return err
+					}
+				} else if err != nil {
+					return err
+				} else if owner != p.UserID {
+					return v1.ErrorIdentityConflict("this %s account's unionid belongs to another user: ask an operator to merge the accounts", platform)
+				}
+			}
+			return uc.unifier.audit.Record(ctx, AuditEvent{
+				Actor: actor, Action: AuditIdentityLink, Subject: p.UserID, Reason: "bound by the user", At: uc.now(),
+				Details: map[string]any{"platform": platform, "app_id": appID, "openid": id.OpenID, "new_identity": true},
+			})
+		case err != nil:
+			return err
+		}
+		other, err := uc.unifier.Resolve(ctx, ident.UserID)
+		if err != nil {
+			return err
+		}
+		theirs, err := uc.accounts.ListIdentities(ctx, other.ID)
+		if err != nil {
+			return err
+		}
+		if len(theirs) != 1 || other.PhoneNumber != "" {
+			return v1.ErrorIdentityConflict("this %s account belongs to another user with other accounts or a phone number: ask an operator to merge them", platform)
+		}
+		_, err = uc.unifier.Merge(ctx, p.UserID, other.ID, MergeOptions{Actor: actor, Reason: "the user bound this account"})
+		return err
+	})
+	if err != nil {
+		return nil, storageError(ctx, uc.log, "bind identity", err)
+	}
+	ids, err := uc.accounts.ListIdentities(ctx, p.UserID)
+	if err != nil {
+		return nil, storageError(ctx, uc.log, "list identities", err)
+	}
+	return ids, nil
+}
+
+// UnbindIdentity detaches the caller's identity in one app; it becomes a
+// user of its own. The last identity cannot be unbound.
+func (uc *AccountUsecase) UnbindIdentity(ctx context.Context, p *Principal, platform, appID string) error {
+	err := retryTx(ctx, uc.tx, func(ctx context.Context) error {
+		ident, err := uc.accounts.FindUserIdentity(ctx, p.UserID, platform, appID)
+		if errors.Is(err, ErrNotFound) {
+			return v1.ErrorNotFound("you have no %s account bound in app %s", platform, appID)
+		} else if err != nil {
+			return err
+		}
+		_, err = uc.unifier.Unlink(ctx, p.UserID, platform, appID, ident.OpenID, LinkOptions{Actor: "user:" + p.UserID, Reason: "unbound by the user"})
+		return err
+	})
+	return storageError(ctx, uc.log, "unbind identity", err)
 }
 
 // PhoneInput is how the client proves a phone number: a platform phone code,

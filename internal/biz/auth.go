@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	kerrors "github.com/go-kratos/kratos/v2/errors"
 	"github.com/go-kratos/kratos/v2/log"
 
 	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
@@ -28,6 +29,8 @@ type TokenPair struct {
 // AuthConfig holds the session settings.
 type AuthConfig struct {
 	RefreshTokenTTL time.Duration
+	// UnionMerge is UnionMergeAuto (default) or UnionMergeConflict.
+	UnionMerge string
 }
 
 // refreshReuseGrace: a rotated refresh token presented again this soon after
@@ -48,15 +51,19 @@ type AuthUsecase struct {
 	sessions SessionRepo
 	audit    AuditRepo
 	tokens   *token.Manager
+	unifier  *Unifier
 	cfg      AuthConfig
 	now      func() time.Time
 	log      *log.Helper
 }
 
 // NewAuthUsecase returns an AuthUsecase.
-func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, tokens *token.Manager, cfg AuthConfig, logger log.Logger) *AuthUsecase {
+func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, tokens *token.Manager, unifier *Unifier, cfg AuthConfig, logger log.Logger) *AuthUsecase {
+	if cfg.UnionMerge == "" {
+		cfg.UnionMerge = UnionMergeAuto
+	}
 	return &AuthUsecase{
-		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, tokens: tokens, cfg: cfg,
+		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, tokens: tokens, unifier: unifier, cfg: cfg,
 		now: time.Now,
 		log: log.NewHelper(log.With(logger, "module", "biz/auth")),
 	}
@@ -123,8 +130,9 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 	ident, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, openID)
 	switch {
 	case err == nil:
+		userID := ident.UserID
 		if unionID != "" {
-			if err := uc.claimUnion(ctx, app, unionID, ident.UserID); err != nil {
+			if userID, err = uc.claimUnion(ctx, app, unionID, userID); err != nil {
 				return "", false, err
 			}
 		}
@@ -132,7 +140,7 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 		if unionID != "" {
 			upd.UnionScope, upd.UnionID = app.UnionScope, unionID
 		}
-		return ident.UserID, false, uc.accounts.RecordLogin(ctx, ident.ID, upd)
+		return userID, false, uc.accounts.RecordLogin(ctx, ident.ID, upd)
 	case !errors.Is(err, ErrNotFound):
 		return "", false, err
 	}
@@ -145,7 +153,7 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 		case err == nil:
 			userID = g.UserID
 			if unionID != "" {
-				if err := uc.claimUnion(ctx, app, unionID, userID); err != nil {
+				if userID, err = uc.claimUnion(ctx, app, unionID, userID); err != nil {
 					return "", false, err
 				}
 			}
@@ -187,28 +195,64 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 	return userID, created, err
 }
 
-// claimUnion records a late-arriving unionid of an existing identity. When
-// the unionid already belongs to another user the login still proceeds as the
-// identity's own user and the conflict is audited for operators.
-func (uc *AuthUsecase) claimUnion(ctx context.Context, app provider.App, unionID, userID string) error {
+// claimUnion records a late-arriving unionid of an existing user and returns
+// the user the login continues as. When the unionid already belongs to
+// another user the two are one person: with union_merge auto the younger user
+// is merged into the older one; otherwise (or when the merge would give one
+// user two identities of an app) the login proceeds as userID and the
+// conflict is audited for operators.
+func (uc *AuthUsecase) claimUnion(ctx context.Context, app provider.App, unionID, userID string) (string, error) {
 	owner, err := uc.accounts.FindUnionOwner(ctx, app.Platform, app.UnionScope, unionID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return uc.accounts.BindUnion(ctx, app.Platform, app.UnionScope, unionID, userID)
+		return userID, uc.accounts.BindUnion(ctx, app.Platform, app.UnionScope, unionID, userID)
 	case err != nil:
-		return err
+		return "", err
 	case owner == userID:
-		return nil
+		return userID, nil
 	}
-	return uc.audit.Record(ctx, AuditEvent{
+	if uc.cfg.UnionMerge == UnionMergeAuto {
+		survivor, err := uc.autoMerge(ctx, app, owner, userID)
+		if err == nil {
+			return survivor, nil
+		}
+		if !v1.IsIdentityConflict(err) {
+			return "", err
+		}
+	}
+	return userID, uc.audit.Record(ctx, AuditEvent{
 		Actor: "system", Action: AuditIdentityConflict, Subject: userID,
 		Reason: "the identity's unionid belongs to another user",
 		Details: map[string]any{
 			"platform": app.Platform, "app_id": app.AppID, "union_scope": app.UnionScope,
-			"union_owner": owner, "identity_owner": userID,
+			"union_owner": owner, "identity_owner": userID, "union_merge": uc.cfg.UnionMerge,
 		},
 		At: uc.now(),
 	})
+}
+
+// autoMerge merges the younger of two users into the older one.
+func (uc *AuthUsecase) autoMerge(ctx context.Context, app provider.App, a, b string) (string, error) {
+	ua, err := uc.unifier.Resolve(ctx, a)
+	if err != nil {
+		return "", err
+	}
+	ub, err := uc.unifier.Resolve(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	older, younger := ua, ub
+	if ub.CreatedAt.Before(ua.CreatedAt) || (ub.CreatedAt.Equal(ua.CreatedAt) && ub.ID < ua.ID) {
+		older, younger = ub, ua
+	}
+	survivor, err := uc.unifier.Merge(ctx, older.ID, younger.ID, MergeOptions{
+		Actor:  "system",
+		Reason: fmt.Sprintf("a login showed both users share a unionid in %s/%s (union_merge: auto)", app.Platform, app.UnionScope),
+	})
+	if err != nil {
+		return "", err
+	}
+	return survivor.ID, nil
 }
 
 // Refresh rotates a refresh token and issues a new pair.
@@ -289,16 +333,46 @@ func (uc *AuthUsecase) Authenticate(ctx context.Context, accessToken string) (*P
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}
+	return uc.principalOf(ctx, c)
+}
+
+// principalOf checks the session of verified claims and resolves its user.
+func (uc *AuthUsecase) principalOf(ctx context.Context, c *token.Claims) (*Principal, error) {
 	s, err := uc.sessions.Get(ctx, c.SessionID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, ErrUnauthenticated
 	case err != nil:
 		return nil, storageError(ctx, uc.log, "load session", err)
-	case !s.Active() || s.UserID != c.Subject:
+	case !s.AccessAllowed() || s.UserID != c.Subject:
 		return nil, ErrUnauthenticated
 	}
-	return &Principal{UserID: s.UserID, SessionID: s.ID, Platform: s.Platform, AppID: s.AppID}, nil
+	userID := s.UserID
+	if s.RevokeReason == RevokeMerged {
+		// Only a merge ends a session this way; every merge of a user
+		// ends its sessions, so active sessions always name a canonical user.
+		u, err := uc.unifier.Resolve(ctx, userID)
+		if err != nil {
+			return nil, storageError(ctx, uc.log, "resolve user", err)
+		}
+		userID = u.ID
+	}
+	return &Principal{UserID: userID, SessionID: s.ID, Platform: s.Platform, AppID: s.AppID, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}, nil
+}
+
+// Introspect answers RFC 7662 for a token a backend presents: the
+// principal when the token is an active access token of ours, or nil (never
+// an error) for expired, revoked, malformed or foreign tokens.
+func (uc *AuthUsecase) Introspect(ctx context.Context, accessToken string) (*Principal, error) {
+	c, err := uc.tokens.Verify(accessToken)
+	if err != nil {
+		return nil, nil
+	}
+	p, err := uc.principalOf(ctx, c)
+	if errors.Is(err, ErrUnauthenticated) {
+		return nil, nil
+	}
+	return p, err
 }
 
 func (uc *AuthUsecase) issue(s *Session, refresh string, isNew bool) (*TokenPair, error) {
@@ -321,9 +395,15 @@ func (uc *AuthUsecase) issue(s *Session, refresh string, isNew bool) (*TokenPair
 // inTx runs fn in a transaction, retrying it when it lost a race to a
 // concurrent transaction (see ErrConcurrentUpdate).
 func (uc *AuthUsecase) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return retryTx(ctx, uc.tx, fn)
+}
+
+// retryTx runs fn in a transaction of tx, retrying it when it lost a race to
+// a concurrent transaction (see ErrConcurrentUpdate).
+func retryTx(ctx context.Context, tx Transaction, fn func(ctx context.Context) error) error {
 	var err error
 	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
-		if err = uc.tx.InTx(ctx, fn); !errors.Is(err, ErrConcurrentUpdate) {
+		if err = tx.InTx(ctx, fn); !errors.Is(err, ErrConcurrentUpdate) {
 			return err
 		}
 		backoff := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
@@ -365,6 +445,17 @@ func (uc *AuthUsecase) platformError(ctx context.Context, app provider.App, err 
 	}
 }
 
+// isAPIError reports whether err already is one of the API's errors (a
+// kratos error with one of our reasons).
+func isAPIError(err error) bool {
+	var ke *kerrors.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	_, ok := v1.ErrorReason_value[ke.Reason]
+	return ok && ke.Reason != v1.ErrorReason_STORAGE_UNAVAILABLE.String() && ke.Reason != v1.ErrorReason_INTERNAL.String()
+}
+
 // storageError turns a repository failure into an API error, logging the
 // detail server-side.
 func storageError(ctx context.Context, l *log.Helper, op string, err error) error {
@@ -372,7 +463,7 @@ func storageError(ctx context.Context, l *log.Helper, op string, err error) erro
 		return nil
 	}
 	switch {
-	case errors.Is(err, ErrRefreshTokenInvalid), errors.Is(err, ErrUnauthenticated):
+	case isAPIError(err):
 		return err
 	case errors.Is(err, ErrStorageUnavailable):
 		l.WithContext(ctx).Errorw("msg", op+" failed: storage unavailable", "err", err)

@@ -10,7 +10,7 @@ import (
 )
 
 // ProviderSet is biz providers.
-var ProviderSet = wire.NewSet(NewAuthUsecase, NewAccountUsecase, NewTokenBroker)
+var ProviderSet = wire.NewSet(NewAuthUsecase, NewAccountUsecase, NewTokenBroker, NewUnifier, NewAdminUsecase)
 
 // Transaction runs fn in one database transaction: every repository call
 // made with the ctx passed to fn joins it. fn's error rolls everything back.

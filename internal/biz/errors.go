@@ -11,4 +11,9 @@ var (
 	ErrRefreshTokenInvalid = v1.ErrorRefreshTokenInvalid("the refresh token is unknown, expired, already used or its session was revoked: log in again")
 	ErrStorageUnavailable  = v1.ErrorStorageUnavailable("the database is unavailable: retry later")
 	ErrInternal            = v1.ErrorInternal("internal error: retry later; the operator can find details in the server log")
+	ErrUnauthenticatedKey  = v1.ErrorUnauthenticated("this API needs an API key: send Authorization: Bearer <api key>")
 )
+
+func errPermissionDenied(scope string) error {
+	return v1.ErrorPermissionDenied("this API key lacks the %q scope this API needs", scope)
+}

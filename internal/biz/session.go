@@ -12,12 +12,28 @@ type Session struct {
 	UserID    string
 	Platform  string
 	AppID     string
-	CreatedAt time.Time
-	RevokedAt *time.Time
+	CreatedAt    time.Time
+	RevokedAt    *time.Time
+	RevokeReason string
 }
 
-// Active reports whether the session can still be used.
+// Session revocation reasons.
+const (
+	RevokeLogout  = "logout"
+	RevokeReuse   = "refresh_token_reuse"
+	RevokeMerged  = "merged"
+	RevokeAdmin   = "admin"
+	RevokeUnbound = "identity_unbound"
+)
+
+// Active reports whether the session can still be refreshed.
 func (s *Session) Active() bool { return s.RevokedAt == nil }
+
+// AccessAllowed reports whether the session's unexpired access tokens are
+// still honoured. A merge ends the merged user's sessions for refresh, but
+// their access tokens stay valid until they expire (minutes) and name the
+// surviving user, so a merge does not log the person out mid-request.
+func (s *Session) AccessAllowed() bool { return s.RevokedAt == nil || s.RevokeReason == RevokeMerged }
 
 // RefreshToken is one generation of a session's refresh token.
 type RefreshToken struct {
@@ -40,4 +56,7 @@ type SessionRepo interface {
 	// request rotated it first.
 	Rotate(ctx context.Context, hash string, at time.Time, next RefreshToken) (bool, error)
 	Revoke(ctx context.Context, id, reason string, at time.Time) error
+	// RevokeUser revokes every active session of a user and returns their ids.
+	RevokeUser(ctx context.Context, userID, reason string, at time.Time) ([]string, error)
+	ListByUser(ctx context.Context, userID string) ([]*Session, error)
 }

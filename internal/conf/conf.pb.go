@@ -29,9 +29,12 @@ type Bootstrap struct {
 	Data   *Data                  `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Auth   *Auth                  `protobuf:"bytes,3,opt,name=auth,proto3" json:"auth,omitempty"`
 	// Every mini-program this server logs users in for.
-	Apps          []*App   `protobuf:"bytes,4,rep,name=apps,proto3" json:"apps,omitempty"`
-	Sandbox       *Sandbox `protobuf:"bytes,5,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
-	Log           *Log     `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
+	Apps    []*App   `protobuf:"bytes,4,rep,name=apps,proto3" json:"apps,omitempty"`
+	Sandbox *Sandbox `protobuf:"bytes,5,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Log     *Log     `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
+	// API keys of backends (scope backend) and operators (scope admin).
+	ApiKeys       []*APIKey `protobuf:"bytes,7,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	Accounts      *Accounts `protobuf:"bytes,8,opt,name=accounts,proto3" json:"accounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +111,147 @@ func (x *Bootstrap) GetLog() *Log {
 	return nil
 }
 
+func (x *Bootstrap) GetApiKeys() []*APIKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+func (x *Bootstrap) GetAccounts() *Accounts {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+type APIKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the key in the audit log (actor admin:<id>); not secret.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The key itself (at least 32 characters), inline, from a file, or only
+	// its SHA-256 in hex.
+	Key       string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	KeyFile   string `protobuf:"bytes,3,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	KeySha256 string `protobuf:"bytes,4,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
+	// "admin" and/or "backend".
+	Scopes        []string `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APIKey) Reset() {
+	*x = APIKey{}
+	mi := &file_conf_conf_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APIKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APIKey) ProtoMessage() {}
+
+func (x *APIKey) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
+func (*APIKey) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *APIKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *APIKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *APIKey) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *APIKey) GetKeySha256() string {
+	if x != nil {
+		return x.KeySha256
+	}
+	return ""
+}
+
+func (x *APIKey) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type Accounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What a login does when it shows two users share a unionid: "auto"
+	// (default) merges the younger into the older; "conflict" keeps them
+	// apart and records an identity.conflict audit event.
+	UnionMerge    string `protobuf:"bytes,1,opt,name=union_merge,json=unionMerge,proto3" json:"union_merge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Accounts) Reset() {
+	*x = Accounts{}
+	mi := &file_conf_conf_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Accounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Accounts) ProtoMessage() {}
+
+func (x *Accounts) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Accounts.ProtoReflect.Descriptor instead.
+func (*Accounts) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Accounts) GetUnionMerge() string {
+	if x != nil {
+		return x.UnionMerge
+	}
+	return ""
+}
+
 type Server struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Http          *Server_HTTP           `protobuf:"bytes,1,opt,name=http,proto3" json:"http,omitempty"`
@@ -118,7 +262,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_conf_conf_proto_msgTypes[1]
+	mi := &file_conf_conf_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -130,7 +274,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[1]
+	mi := &file_conf_conf_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -143,7 +287,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{1}
+	return file_conf_conf_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Server) GetHttp() *Server_HTTP {
@@ -171,7 +315,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_conf_conf_proto_msgTypes[2]
+	mi := &file_conf_conf_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +327,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[2]
+	mi := &file_conf_conf_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,7 +340,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{2}
+	return file_conf_conf_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Data) GetDatabase() *Data_Database {
@@ -233,7 +377,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_conf_conf_proto_msgTypes[3]
+	mi := &file_conf_conf_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +389,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[3]
+	mi := &file_conf_conf_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +402,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{3}
+	return file_conf_conf_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Auth) GetIssuer() string {
@@ -348,7 +492,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_conf_conf_proto_msgTypes[4]
+	mi := &file_conf_conf_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +504,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[4]
+	mi := &file_conf_conf_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +517,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{4}
+	return file_conf_conf_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *App) GetPlatform() string {
@@ -486,7 +630,7 @@ type Sandbox struct {
 
 func (x *Sandbox) Reset() {
 	*x = Sandbox{}
-	mi := &file_conf_conf_proto_msgTypes[5]
+	mi := &file_conf_conf_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +642,7 @@ func (x *Sandbox) String() string {
 func (*Sandbox) ProtoMessage() {}
 
 func (x *Sandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[5]
+	mi := &file_conf_conf_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +655,7 @@ func (x *Sandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sandbox.ProtoReflect.Descriptor instead.
 func (*Sandbox) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{5}
+	return file_conf_conf_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Sandbox) GetEnabled() bool {
@@ -545,7 +689,7 @@ type Log struct {
 
 func (x *Log) Reset() {
 	*x = Log{}
-	mi := &file_conf_conf_proto_msgTypes[6]
+	mi := &file_conf_conf_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +701,7 @@ func (x *Log) String() string {
 func (*Log) ProtoMessage() {}
 
 func (x *Log) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[6]
+	mi := &file_conf_conf_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +714,7 @@ func (x *Log) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Log.ProtoReflect.Descriptor instead.
 func (*Log) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{6}
+	return file_conf_conf_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Log) GetLevel() string {
@@ -590,7 +734,7 @@ type Server_HTTP struct {
 
 func (x *Server_HTTP) Reset() {
 	*x = Server_HTTP{}
-	mi := &file_conf_conf_proto_msgTypes[7]
+	mi := &file_conf_conf_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +746,7 @@ func (x *Server_HTTP) String() string {
 func (*Server_HTTP) ProtoMessage() {}
 
 func (x *Server_HTTP) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[7]
+	mi := &file_conf_conf_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +759,7 @@ func (x *Server_HTTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server_HTTP.ProtoReflect.Descriptor instead.
 func (*Server_HTTP) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{1, 0}
+	return file_conf_conf_proto_rawDescGZIP(), []int{3, 0}
 }
 
 func (x *Server_HTTP) GetAddr() string {
@@ -642,7 +786,7 @@ type Server_GRPC struct {
 
 func (x *Server_GRPC) Reset() {
 	*x = Server_GRPC{}
-	mi := &file_conf_conf_proto_msgTypes[8]
+	mi := &file_conf_conf_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +798,7 @@ func (x *Server_GRPC) String() string {
 func (*Server_GRPC) ProtoMessage() {}
 
 func (x *Server_GRPC) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[8]
+	mi := &file_conf_conf_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +811,7 @@ func (x *Server_GRPC) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server_GRPC.ProtoReflect.Descriptor instead.
 func (*Server_GRPC) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{1, 1}
+	return file_conf_conf_proto_rawDescGZIP(), []int{3, 1}
 }
 
 func (x *Server_GRPC) GetAddr() string {
@@ -702,7 +846,7 @@ type Data_Database struct {
 
 func (x *Data_Database) Reset() {
 	*x = Data_Database{}
-	mi := &file_conf_conf_proto_msgTypes[9]
+	mi := &file_conf_conf_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +858,7 @@ func (x *Data_Database) String() string {
 func (*Data_Database) ProtoMessage() {}
 
 func (x *Data_Database) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[9]
+	mi := &file_conf_conf_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +871,7 @@ func (x *Data_Database) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data_Database.ProtoReflect.Descriptor instead.
 func (*Data_Database) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{2, 0}
+	return file_conf_conf_proto_rawDescGZIP(), []int{4, 0}
 }
 
 func (x *Data_Database) GetDriver() string {
@@ -786,7 +930,7 @@ type Auth_Key struct {
 
 func (x *Auth_Key) Reset() {
 	*x = Auth_Key{}
-	mi := &file_conf_conf_proto_msgTypes[10]
+	mi := &file_conf_conf_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +942,7 @@ func (x *Auth_Key) String() string {
 func (*Auth_Key) ProtoMessage() {}
 
 func (x *Auth_Key) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[10]
+	mi := &file_conf_conf_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +955,7 @@ func (x *Auth_Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth_Key.ProtoReflect.Descriptor instead.
 func (*Auth_Key) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{3, 0}
+	return file_conf_conf_proto_rawDescGZIP(), []int{5, 0}
 }
 
 func (x *Auth_Key) GetKid() string {
@@ -839,14 +983,26 @@ var File_conf_conf_proto protoreflect.FileDescriptor
 
 const file_conf_conf_proto_rawDesc = "" +
 	"\n" +
-	"\x0fconf/conf.proto\x12\vmpauth.conf\x1a\x1egoogle/protobuf/duration.proto\"\x80\x02\n" +
+	"\x0fconf/conf.proto\x12\vmpauth.conf\x1a\x1egoogle/protobuf/duration.proto\"\xe3\x02\n" +
 	"\tBootstrap\x12+\n" +
 	"\x06server\x18\x01 \x01(\v2\x13.mpauth.conf.ServerR\x06server\x12%\n" +
 	"\x04data\x18\x02 \x01(\v2\x11.mpauth.conf.DataR\x04data\x12%\n" +
 	"\x04auth\x18\x03 \x01(\v2\x11.mpauth.conf.AuthR\x04auth\x12$\n" +
 	"\x04apps\x18\x04 \x03(\v2\x10.mpauth.conf.AppR\x04apps\x12.\n" +
 	"\asandbox\x18\x05 \x01(\v2\x14.mpauth.conf.SandboxR\asandbox\x12\"\n" +
-	"\x03log\x18\x06 \x01(\v2\x10.mpauth.conf.LogR\x03log\"\x86\x02\n" +
+	"\x03log\x18\x06 \x01(\v2\x10.mpauth.conf.LogR\x03log\x12.\n" +
+	"\bapi_keys\x18\a \x03(\v2\x13.mpauth.conf.APIKeyR\aapiKeys\x121\n" +
+	"\baccounts\x18\b \x01(\v2\x15.mpauth.conf.AccountsR\baccounts\"|\n" +
+	"\x06APIKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x19\n" +
+	"\bkey_file\x18\x03 \x01(\tR\akeyFile\x12\x1d\n" +
+	"\n" +
+	"key_sha256\x18\x04 \x01(\tR\tkeySha256\x12\x16\n" +
+	"\x06scopes\x18\x05 \x03(\tR\x06scopes\"+\n" +
+	"\bAccounts\x12\x1f\n" +
+	"\vunion_merge\x18\x01 \x01(\tR\n" +
+	"unionMerge\"\x86\x02\n" +
 	"\x06Server\x12,\n" +
 	"\x04http\x18\x01 \x01(\v2\x18.mpauth.conf.Server.HTTPR\x04http\x12,\n" +
 	"\x04grpc\x18\x02 \x01(\v2\x18.mpauth.conf.Server.GRPCR\x04grpc\x1aO\n" +
@@ -918,44 +1074,48 @@ func file_conf_conf_proto_rawDescGZIP() []byte {
 	return file_conf_conf_proto_rawDescData
 }
 
-var file_conf_conf_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_conf_conf_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_conf_conf_proto_goTypes = []any{
 	(*Bootstrap)(nil),           // 0: mpauth.conf.Bootstrap
-	(*Server)(nil),              // 1: mpauth.conf.Server
-	(*Data)(nil),                // 2: mpauth.conf.Data
-	(*Auth)(nil),                // 3: mpauth.conf.Auth
-	(*App)(nil),                 // 4: mpauth.conf.App
-	(*Sandbox)(nil),             // 5: mpauth.conf.Sandbox
-	(*Log)(nil),                 // 6: mpauth.conf.Log
-	(*Server_HTTP)(nil),         // 7: mpauth.conf.Server.HTTP
-	(*Server_GRPC)(nil),         // 8: mpauth.conf.Server.GRPC
-	(*Data_Database)(nil),       // 9: mpauth.conf.Data.Database
-	(*Auth_Key)(nil),            // 10: mpauth.conf.Auth.Key
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	(*APIKey)(nil),              // 1: mpauth.conf.APIKey
+	(*Accounts)(nil),            // 2: mpauth.conf.Accounts
+	(*Server)(nil),              // 3: mpauth.conf.Server
+	(*Data)(nil),                // 4: mpauth.conf.Data
+	(*Auth)(nil),                // 5: mpauth.conf.Auth
+	(*App)(nil),                 // 6: mpauth.conf.App
+	(*Sandbox)(nil),             // 7: mpauth.conf.Sandbox
+	(*Log)(nil),                 // 8: mpauth.conf.Log
+	(*Server_HTTP)(nil),         // 9: mpauth.conf.Server.HTTP
+	(*Server_GRPC)(nil),         // 10: mpauth.conf.Server.GRPC
+	(*Data_Database)(nil),       // 11: mpauth.conf.Data.Database
+	(*Auth_Key)(nil),            // 12: mpauth.conf.Auth.Key
+	(*durationpb.Duration)(nil), // 13: google.protobuf.Duration
 }
 var file_conf_conf_proto_depIdxs = []int32{
-	1,  // 0: mpauth.conf.Bootstrap.server:type_name -> mpauth.conf.Server
-	2,  // 1: mpauth.conf.Bootstrap.data:type_name -> mpauth.conf.Data
-	3,  // 2: mpauth.conf.Bootstrap.auth:type_name -> mpauth.conf.Auth
-	4,  // 3: mpauth.conf.Bootstrap.apps:type_name -> mpauth.conf.App
-	5,  // 4: mpauth.conf.Bootstrap.sandbox:type_name -> mpauth.conf.Sandbox
-	6,  // 5: mpauth.conf.Bootstrap.log:type_name -> mpauth.conf.Log
-	7,  // 6: mpauth.conf.Server.http:type_name -> mpauth.conf.Server.HTTP
-	8,  // 7: mpauth.conf.Server.grpc:type_name -> mpauth.conf.Server.GRPC
-	9,  // 8: mpauth.conf.Data.database:type_name -> mpauth.conf.Data.Database
-	11, // 9: mpauth.conf.Auth.access_token_ttl:type_name -> google.protobuf.Duration
-	11, // 10: mpauth.conf.Auth.refresh_token_ttl:type_name -> google.protobuf.Duration
-	10, // 11: mpauth.conf.Auth.keys:type_name -> mpauth.conf.Auth.Key
-	11, // 12: mpauth.conf.App.timeout:type_name -> google.protobuf.Duration
-	11, // 13: mpauth.conf.Sandbox.code_ttl:type_name -> google.protobuf.Duration
-	11, // 14: mpauth.conf.Server.HTTP.timeout:type_name -> google.protobuf.Duration
-	11, // 15: mpauth.conf.Server.GRPC.timeout:type_name -> google.protobuf.Duration
-	11, // 16: mpauth.conf.Data.Database.conn_max_lifetime:type_name -> google.protobuf.Duration
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	3,  // 0: mpauth.conf.Bootstrap.server:type_name -> mpauth.conf.Server
+	4,  // 1: mpauth.conf.Bootstrap.data:type_name -> mpauth.conf.Data
+	5,  // 2: mpauth.conf.Bootstrap.auth:type_name -> mpauth.conf.Auth
+	6,  // 3: mpauth.conf.Bootstrap.apps:type_name -> mpauth.conf.App
+	7,  // 4: mpauth.conf.Bootstrap.sandbox:type_name -> mpauth.conf.Sandbox
+	8,  // 5: mpauth.conf.Bootstrap.log:type_name -> mpauth.conf.Log
+	1,  // 6: mpauth.conf.Bootstrap.api_keys:type_name -> mpauth.conf.APIKey
+	2,  // 7: mpauth.conf.Bootstrap.accounts:type_name -> mpauth.conf.Accounts
+	9,  // 8: mpauth.conf.Server.http:type_name -> mpauth.conf.Server.HTTP
+	10, // 9: mpauth.conf.Server.grpc:type_name -> mpauth.conf.Server.GRPC
+	11, // 10: mpauth.conf.Data.database:type_name -> mpauth.conf.Data.Database
+	13, // 11: mpauth.conf.Auth.access_token_ttl:type_name -> google.protobuf.Duration
+	13, // 12: mpauth.conf.Auth.refresh_token_ttl:type_name -> google.protobuf.Duration
+	12, // 13: mpauth.conf.Auth.keys:type_name -> mpauth.conf.Auth.Key
+	13, // 14: mpauth.conf.App.timeout:type_name -> google.protobuf.Duration
+	13, // 15: mpauth.conf.Sandbox.code_ttl:type_name -> google.protobuf.Duration
+	13, // 16: mpauth.conf.Server.HTTP.timeout:type_name -> google.protobuf.Duration
+	13, // 17: mpauth.conf.Server.GRPC.timeout:type_name -> google.protobuf.Duration
+	13, // 18: mpauth.conf.Data.Database.conn_max_lifetime:type_name -> google.protobuf.Duration
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_conf_conf_proto_init() }
@@ -969,7 +1129,7 @@ func file_conf_conf_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_conf_conf_proto_rawDesc), len(file_conf_conf_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

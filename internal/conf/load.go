@@ -206,6 +206,12 @@ func applyDefaults(bc *Bootstrap) {
 	if bc.Sandbox.CodeTtl == nil {
 		bc.Sandbox.CodeTtl = durationpb.New(5 * time.Minute)
 	}
+	if bc.Accounts == nil {
+		bc.Accounts = &Accounts{}
+	}
+	if bc.Accounts.UnionMerge == "" {
+		bc.Accounts.UnionMerge = "auto"
+	}
 	if bc.Log == nil {
 		bc.Log = &Log{}
 	}
@@ -263,6 +269,36 @@ func Validate(bc *Bootstrap) error {
 		case app.Timeout.AsDuration() <= 0 || app.Timeout.AsDuration() > time.Minute:
 			return fmt.Errorf("config apps[%d].timeout: must be between 1ms and 1m", i)
 		}
+	}
+	if m := bc.Accounts.UnionMerge; m != "auto" && m != "conflict" {
+		return fmt.Errorf("config accounts.union_merge: %q is not auto or conflict", m)
+	}
+	ids := map[string]bool{}
+	for i, k := range bc.ApiKeys {
+		n := 0
+		for _, v := range []string{k.Key, k.KeyFile, k.KeySha256} {
+			if v != "" {
+				n++
+			}
+		}
+		switch {
+		case k.Id == "":
+			return fmt.Errorf("config api_keys[%d].id: required (it names the key in the audit log)", i)
+		case ids[k.Id]:
+			return fmt.Errorf("config api_keys[%d].id: %q is used twice", i, k.Id)
+		case n != 1:
+			return fmt.Errorf("config api_keys[%d]: set exactly one of key, key_file and key_sha256", i)
+		case k.Key != "" && len(k.Key) < 32:
+			return fmt.Errorf("config api_keys[%d].key: must be at least 32 characters (e.g. openssl rand -hex 32)", i)
+		case len(k.Scopes) == 0:
+			return fmt.Errorf("config api_keys[%d].scopes: name admin and/or backend", i)
+		}
+		for _, s := range k.Scopes {
+			if s != "admin" && s != "backend" {
+				return fmt.Errorf("config api_keys[%d].scopes: %q is not admin or backend", i, s)
+			}
+		}
+		ids[k.Id] = true
 	}
 	switch bc.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -74,6 +74,10 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"no apps", "auth:\n  issuer: a\n  audience: b\n  dev_generate_key: true\n", "apps"},
 		{"app without app_id", strings.Replace(minimal, "app_id: wx1", "", 1), "apps[0].app_id"},
 		{"bad log level", minimal + "log:\n  level: loud\n", "log.level"},
+		{"bad union merge", minimal + "accounts:\n  union_merge: sometimes\n", "accounts.union_merge"},
+		{"short api key", minimal + "api_keys:\n  - id: k\n    key: short\n    scopes: [admin]\n", "api_keys[0].key"},
+		{"api key without scope", minimal + "api_keys:\n  - id: k\n    key: 0123456789abcdef0123456789abcdef\n", "api_keys[0].scopes"},
+		{"unknown scope", minimal + "api_keys:\n  - id: k\n    key: 0123456789abcdef0123456789abcdef\n    scopes: [root]\n", "api_keys[0].scopes"},
 		{"not yaml", "{", "not valid YAML"},
 	}
 	for _, tt := range tests {
@@ -95,7 +99,8 @@ func TestShippedConfigsParse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		vars := env(map[string]string{"MPAUTH_MYSQL_DSN": "u:p@tcp(db:3306)/mpauth", "MPAUTH_WECHAT_APP_ID": "wx1", "MPAUTH_WECHAT_SECRET": "s"})
+		vars := env(map[string]string{"MPAUTH_MYSQL_DSN": "u:p@tcp(db:3306)/mpauth", "MPAUTH_WECHAT_APP_ID": "wx1", "MPAUTH_WECHAT_SECRET": "s",
+			"MPAUTH_BACKEND_KEY_SHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})
 		bc, err := Parse(raw, vars)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)

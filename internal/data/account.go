@@ -65,13 +65,27 @@ func toUser(u *ent.User) *biz.User {
 		PhoneCountryCode: u.PhoneCountryCode,
 		Nickname:         u.Nickname,
 		AvatarURL:        u.AvatarURL,
+		MergedInto:       deref(u.MergedInto),
+		MergedAt:         u.MergedAt,
 	}
 }
 
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID string) (*biz.Identity, error) {
-	i, err := r.d.client(ctx).Identity.Query().
-		Where(identity.Platform(platform), identity.AppID(appID), identity.Openid(openID)).
-		Only(ctx)
+	q := r.d.client(ctx).Identity.Query().
+		Where(identity.Platform(platform), identity.AppID(appID), identity.Openid(openID))
+	if r.d.inTx(ctx) && r.d.driver == "mysql" {
+		// Lock the row: a login and a merge moving this identity serialize
+		// instead of the login recording a session for the old owner.
+		q = q.ForUpdate()
+	}
+	i, err := q.Only(ctx)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -97,7 +97,38 @@ func toSession(s *ent.Session) *biz.Session {
 		UserID:    s.UserID,
 		Platform:  s.Platform,
 		AppID:     s.AppID,
-		CreatedAt: s.CreatedAt,
-		RevokedAt: s.RevokedAt,
+		CreatedAt:    s.CreatedAt,
+		RevokedAt:    s.RevokedAt,
+		RevokeReason: s.RevokeReason,
 	}
+}
+
+func (r *sessionRepo) RevokeUser(ctx context.Context, userID, reason string, at time.Time) ([]string, error) {
+	c := r.d.client(ctx)
+	ids, err := c.Session.Query().Where(session.UserID(userID), session.RevokedAtIsNil()).IDs(ctx)
+	if err != nil || len(ids) == 0 {
+		return ids, mapErr(err)
+	}
+	err = c.Session.Update().
+		Where(session.IDIn(ids...), session.RevokedAtIsNil()).
+		SetRevokedAt(at).
+		SetRevokeReason(reason).
+		Exec(ctx)
+	return ids, mapErr(err)
+}
+
+func (r *sessionRepo) ListByUser(ctx context.Context, userID string) ([]*biz.Session, error) {
+	rows, err := r.d.client(ctx).Session.Query().
+		Where(session.UserID(userID)).
+		Order(ent.Desc(session.FieldCreatedAt)).
+		Limit(100).
+		All(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]*biz.Session, len(rows))
+	for i, s := range rows {
+		out[i] = toSession(s)
+	}
+	return out, nil
 }

@@ -36,6 +36,12 @@ func (t *transaction) InTx(ctx context.Context, fn func(ctx context.Context) err
 	return mapErr(tx.Commit())
 }
 
+// inTx reports whether ctx carries a transaction.
+func (d *Data) inTx(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(*ent.Tx)
+	return ok
+}
+
 // client returns the transaction's client when ctx carries one.
 func (d *Data) client(ctx context.Context) *ent.Client {
 	if tx, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
@@ -55,7 +61,10 @@ func mapErr(err error) error {
 		return biz.ErrNotFound
 	case ent.IsConstraintError(err):
 		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)
-	case errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205): // deadlock, lock wait timeout
+	case errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205 || me.Number == 1020):
+		// Deadlock, lock wait timeout, and MariaDB's ER_CHECKREAD "Record
+		// has changed since last read" (innodb_snapshot_isolation, ON by
+		// default since 11.6.2): the transaction lost a race; retry it.
 		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)
 	case isSQLiteBusy(err):
 		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)

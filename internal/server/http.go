@@ -7,10 +7,10 @@ import (
 	"github.com/go-kratos/kratos/v2/log"
 	"github.com/go-kratos/kratos/v2/transport/http"
 
-	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
+	"google.golang.org/grpc"
+
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/conf"
-	"github.com/mpauth/mpauth/internal/service"
 	"github.com/mpauth/mpauth/internal/token"
 )
 
@@ -19,9 +19,9 @@ const maxRequestBody = 64 << 10
 
 // NewHTTPServer returns the HTTP server: the API (routes derived from the
 // protos' google.api.http rules) and the JWKS.
-func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, tokens *token.Manager, authSvc *service.AuthService, accountSvc *service.AccountService, logger log.Logger) (*http.Server, error) {
+func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, tokens *token.Manager, svcs *Services, logger log.Logger) (*http.Server, error) {
 	opts := []http.ServerOption{
-		http.Middleware(middlewares(auth, logger)...),
+		http.Middleware(middlewares(auth, keys, logger)...),
 		http.Filter(limitBody),
 		http.ErrorEncoder(encodeError),
 	}
@@ -32,10 +32,7 @@ func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, tokens *token.Manager,
 		opts = append(opts, http.Timeout(t.AsDuration()))
 	}
 	srv := http.NewServer(opts...)
-	if err := RegisterHTTP(srv, &v1.AuthService_ServiceDesc, authSvc); err != nil {
-		return nil, err
-	}
-	if err := RegisterHTTP(srv, &v1.AccountService_ServiceDesc, accountSvc); err != nil {
+	if err := svcs.register(func(desc *grpc.ServiceDesc, impl any) error { return RegisterHTTP(srv, desc, impl) }); err != nil {
 		return nil, err
 	}
 	jwks := tokens.JWKS()

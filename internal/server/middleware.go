@@ -23,17 +23,43 @@ var publicOperations = map[string]bool{
 	v1.AuthService_Refresh_FullMethodName: true,
 }
 
-// authenticate requires a valid Bearer access token of an active session on
-// every non-public operation and puts the caller in the context.
-func authenticate(auth *biz.AuthUsecase) middleware.Middleware {
+// apiKeyServices need an API key with the given scope instead of a user's
+// access token.
+var apiKeyServices = map[string]string{
+	"/" + v1.AdminService_ServiceDesc.ServiceName + "/":   biz.ScopeAdmin,
+	"/" + v1.BackendService_ServiceDesc.ServiceName + "/": biz.ScopeBackend,
+}
+
+// scopeOf returns the API-key scope an operation needs ("" if none).
+func scopeOf(op string) string {
+	for prefix, scope := range apiKeyServices {
+		if strings.HasPrefix(op, prefix) {
+			return scope
+		}
+	}
+	return ""
+}
+
+// authenticate requires, on every non-public operation, a valid Bearer
+// access token of an active session (user APIs) or an API key with the
+// service's scope (admin and backend APIs), and puts the caller in the
+// context.
+func authenticate(auth *biz.AuthUsecase, keys *biz.APIKeys) middleware.Middleware {
 	return selector.Server(func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			tr, ok := transport.FromServerContext(ctx)
 			if !ok {
 				return nil, biz.ErrUnauthenticated
 			}
-			tok, ok := bearer(tr.RequestHeader().Get("Authorization"))
-			if !ok {
+			tok, hasTok := bearer(tr.RequestHeader().Get("Authorization"))
+			if scope := scopeOf(tr.Operation()); scope != "" {
+				c, err := keys.Authenticate(tok, scope)
+				if err != nil {
+					return nil, err
+				}
+				return next(biz.NewCallerContext(ctx, c), req)
+			}
+			if !hasTok {
 				return nil, biz.ErrUnauthenticated
 			}
 			p, err := auth.Authenticate(ctx, tok)

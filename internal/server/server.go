@@ -9,12 +9,15 @@ import (
 	"github.com/go-kratos/kratos/v2/middleware/logging"
 	"github.com/go-kratos/kratos/v2/middleware/recovery"
 	"github.com/google/wire"
+	"google.golang.org/grpc"
 
+	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
 	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/service"
 )
 
 // ProviderSet is server providers.
-var ProviderSet = wire.NewSet(NewHTTPServer, NewGRPCServer)
+var ProviderSet = wire.NewSet(NewHTTPServer, NewGRPCServer, wire.Struct(new(Services), "*"))
 
 func init() {
 	// The API's JSON uses the proto field names (snake_case), as documented.
@@ -23,11 +26,37 @@ func init() {
 
 // middlewares is the chain both transports run, in order. kratos's logging
 // middleware logs requests through their Redact() methods (api/mpauth/v1/redact.go).
-func middlewares(auth *biz.AuthUsecase, logger log.Logger) []middleware.Middleware {
+func middlewares(auth *biz.AuthUsecase, keys *biz.APIKeys, logger log.Logger) []middleware.Middleware {
 	return []middleware.Middleware{
 		recovery.Recovery(),
 		logging.Server(logger),
+		authenticate(auth, keys),
 		validate(),
-		authenticate(auth),
 	}
+}
+
+// Services is every API service; both servers serve all of them.
+type Services struct {
+	Auth    *service.AuthService
+	Account *service.AccountService
+	Admin   *service.AdminService
+	Backend *service.BackendService
+}
+
+// register calls fn with each service's gRPC description and implementation.
+func (s *Services) register(fn func(desc *grpc.ServiceDesc, impl any) error) error {
+	for _, r := range []struct {
+		desc *grpc.ServiceDesc
+		impl any
+	}{
+		{&v1.AuthService_ServiceDesc, s.Auth},
+		{&v1.AccountService_ServiceDesc, s.Account},
+		{&v1.AdminService_ServiceDesc, s.Admin},
+		{&v1.BackendService_ServiceDesc, s.Backend},
+	} {
+		if err := fn(r.desc, r.impl); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -81,3 +81,25 @@ func (s *AccountService) SetProfile(ctx context.Context, req *v1.SetProfileReque
 	}
 	return s.GetMe(ctx, nil)
 }
+
+func (s *AccountService) BindIdentity(ctx context.Context, req *v1.BindIdentityRequest) (*v1.Me, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.uc.BindIdentity(ctx, p, req.GetPlatform(), req.GetAppId(), req.GetCode()); err != nil {
+		return nil, err
+	}
+	return s.GetMe(ctx, nil)
+}
+
+func (s *AccountService) UnbindIdentity(ctx context.Context, req *v1.UnbindIdentityRequest) (*v1.Me, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.uc.UnbindIdentity(ctx, p, req.GetPlatform(), req.GetAppId()); err != nil {
+		return nil, err
+	}
+	return s.GetMe(ctx, nil)
+}

@@ -12,7 +12,7 @@ import (
 )
 
 // ProviderSet is service providers.
-var ProviderSet = wire.NewSet(NewAuthService, NewAccountService)
+var ProviderSet = wire.NewSet(NewAuthService, NewAccountService, NewAdminService, NewBackendService)
 
 // principal returns the caller authenticated by the server's auth middleware.
 func principal(ctx context.Context) (*biz.Principal, error) {

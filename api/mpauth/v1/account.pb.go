@@ -25,6 +25,118 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type BindIdentityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Platform      string                 `protobuf:"bytes,1,opt,name=platform,proto3" json:"platform,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindIdentityRequest) Reset() {
+	*x = BindIdentityRequest{}
+	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindIdentityRequest) ProtoMessage() {}
+
+func (x *BindIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindIdentityRequest.ProtoReflect.Descriptor instead.
+func (*BindIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BindIdentityRequest) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *BindIdentityRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *BindIdentityRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type UnbindIdentityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Platform      string                 `protobuf:"bytes,1,opt,name=platform,proto3" json:"platform,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbindIdentityRequest) Reset() {
+	*x = UnbindIdentityRequest{}
+	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbindIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbindIdentityRequest) ProtoMessage() {}
+
+func (x *UnbindIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbindIdentityRequest.ProtoReflect.Descriptor instead.
+func (*UnbindIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UnbindIdentityRequest) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *UnbindIdentityRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
 type SetPhoneRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A phone code from the mini-program (WeChat bindgetphonenumber) ...
@@ -40,7 +152,7 @@ type SetPhoneRequest struct {
 
 func (x *SetPhoneRequest) Reset() {
 	*x = SetPhoneRequest{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	mi := &file_mpauth_v1_account_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +164,7 @@ func (x *SetPhoneRequest) String() string {
 func (*SetPhoneRequest) ProtoMessage() {}
 
 func (x *SetPhoneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[0]
+	mi := &file_mpauth_v1_account_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +177,7 @@ func (x *SetPhoneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPhoneRequest.ProtoReflect.Descriptor instead.
 func (*SetPhoneRequest) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{0}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SetPhoneRequest) GetCode() string {
@@ -107,7 +219,7 @@ type PhoneReply struct {
 
 func (x *PhoneReply) Reset() {
 	*x = PhoneReply{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	mi := &file_mpauth_v1_account_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -119,7 +231,7 @@ func (x *PhoneReply) String() string {
 func (*PhoneReply) ProtoMessage() {}
 
 func (x *PhoneReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[1]
+	mi := &file_mpauth_v1_account_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -132,7 +244,7 @@ func (x *PhoneReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhoneReply.ProtoReflect.Descriptor instead.
 func (*PhoneReply) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{1}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PhoneReply) GetPhoneNumber() string {
@@ -163,7 +275,7 @@ type SetProfileRequest struct {
 
 func (x *SetProfileRequest) Reset() {
 	*x = SetProfileRequest{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[2]
+	mi := &file_mpauth_v1_account_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +287,7 @@ func (x *SetProfileRequest) String() string {
 func (*SetProfileRequest) ProtoMessage() {}
 
 func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[2]
+	mi := &file_mpauth_v1_account_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +300,7 @@ func (x *SetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetProfileRequest.ProtoReflect.Descriptor instead.
 func (*SetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{2}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SetProfileRequest) GetEncryptedData() string {
@@ -234,7 +346,7 @@ type Me struct {
 
 func (x *Me) Reset() {
 	*x = Me{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[3]
+	mi := &file_mpauth_v1_account_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +358,7 @@ func (x *Me) String() string {
 func (*Me) ProtoMessage() {}
 
 func (x *Me) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[3]
+	mi := &file_mpauth_v1_account_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +371,7 @@ func (x *Me) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Me.ProtoReflect.Descriptor instead.
 func (*Me) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{3}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Me) GetUserId() string {
@@ -325,7 +437,7 @@ type LinkedIdentity struct {
 
 func (x *LinkedIdentity) Reset() {
 	*x = LinkedIdentity{}
-	mi := &file_mpauth_v1_account_proto_msgTypes[4]
+	mi := &file_mpauth_v1_account_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +449,7 @@ func (x *LinkedIdentity) String() string {
 func (*LinkedIdentity) ProtoMessage() {}
 
 func (x *LinkedIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_mpauth_v1_account_proto_msgTypes[4]
+	mi := &file_mpauth_v1_account_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +462,7 @@ func (x *LinkedIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkedIdentity.ProtoReflect.Descriptor instead.
 func (*LinkedIdentity) Descriptor() ([]byte, []int) {
-	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{4}
+	return file_mpauth_v1_account_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LinkedIdentity) GetPlatform() string {
@@ -385,7 +497,15 @@ var File_mpauth_v1_account_proto protoreflect.FileDescriptor
 
 const file_mpauth_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"\x17mpauth/v1/account.proto\x12\tmpauth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"\x97\x01\n" +
+	"\x17mpauth/v1/account.proto\x12\tmpauth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17validate/validate.proto\"~\n" +
+	"\x13BindIdentityRequest\x12%\n" +
+	"\bplatform\x18\x01 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18 R\bplatform\x12 \n" +
+	"\x06app_id\x18\x02 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18@R\x05appId\x12\x1e\n" +
+	"\x04code\x18\x03 \x01(\tB\n" +
+	"\xfaB\ar\x05\x10\x01\x18\x80\x02R\x04code\"`\n" +
+	"\x15UnbindIdentityRequest\x12%\n" +
+	"\bplatform\x18\x01 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18 R\bplatform\x12 \n" +
+	"\x06app_id\x18\x02 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18@R\x05appId\"\x97\x01\n" +
 	"\x0fSetPhoneRequest\x12\x1c\n" +
 	"\x04code\x18\x01 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x02R\x04code\x12/\n" +
 	"\x0eencrypted_data\x18\x02 \x01(\tB\b\xfaB\x05r\x03\x18\x80@R\rencryptedData\x12\x17\n" +
@@ -418,12 +538,14 @@ const file_mpauth_v1_account_proto_rawDesc = "" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12>\n" +
-	"\rlast_login_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vlastLoginAt2\xfe\x01\n" +
+	"\rlast_login_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vlastLoginAt2\xcd\x03\n" +
 	"\x0eAccountService\x12>\n" +
 	"\x05GetMe\x12\x16.google.protobuf.Empty\x1a\r.mpauth.v1.Me\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/v1/me\x12V\n" +
 	"\bSetPhone\x12\x1a.mpauth.v1.SetPhoneRequest\x1a\x15.mpauth.v1.PhoneReply\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/me/phone\x12T\n" +
 	"\n" +
-	"SetProfile\x12\x1c.mpauth.v1.SetProfileRequest\x1a\r.mpauth.v1.Me\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/me/profileB+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
+	"SetProfile\x12\x1c.mpauth.v1.SetProfileRequest\x1a\r.mpauth.v1.Me\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/me/profile\x12[\n" +
+	"\fBindIdentity\x12\x1e.mpauth.v1.BindIdentityRequest\x1a\r.mpauth.v1.Me\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/me/identities\x12p\n" +
+	"\x0eUnbindIdentity\x12 .mpauth.v1.UnbindIdentityRequest\x1a\r.mpauth.v1.Me\"-\x82\xd3\xe4\x93\x02'*%/v1/me/identities/{platform}/{app_id}B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
 
 var (
 	file_mpauth_v1_account_proto_rawDescOnce sync.Once
@@ -437,29 +559,35 @@ func file_mpauth_v1_account_proto_rawDescGZIP() []byte {
 	return file_mpauth_v1_account_proto_rawDescData
 }
 
-var file_mpauth_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_mpauth_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_mpauth_v1_account_proto_goTypes = []any{
-	(*SetPhoneRequest)(nil),       // 0: mpauth.v1.SetPhoneRequest
-	(*PhoneReply)(nil),            // 1: mpauth.v1.PhoneReply
-	(*SetProfileRequest)(nil),     // 2: mpauth.v1.SetProfileRequest
-	(*Me)(nil),                    // 3: mpauth.v1.Me
-	(*LinkedIdentity)(nil),        // 4: mpauth.v1.LinkedIdentity
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),         // 6: google.protobuf.Empty
+	(*BindIdentityRequest)(nil),   // 0: mpauth.v1.BindIdentityRequest
+	(*UnbindIdentityRequest)(nil), // 1: mpauth.v1.UnbindIdentityRequest
+	(*SetPhoneRequest)(nil),       // 2: mpauth.v1.SetPhoneRequest
+	(*PhoneReply)(nil),            // 3: mpauth.v1.PhoneReply
+	(*SetProfileRequest)(nil),     // 4: mpauth.v1.SetProfileRequest
+	(*Me)(nil),                    // 5: mpauth.v1.Me
+	(*LinkedIdentity)(nil),        // 6: mpauth.v1.LinkedIdentity
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),         // 8: google.protobuf.Empty
 }
 var file_mpauth_v1_account_proto_depIdxs = []int32{
-	5, // 0: mpauth.v1.Me.created_at:type_name -> google.protobuf.Timestamp
-	4, // 1: mpauth.v1.Me.identities:type_name -> mpauth.v1.LinkedIdentity
-	5, // 2: mpauth.v1.LinkedIdentity.created_at:type_name -> google.protobuf.Timestamp
-	5, // 3: mpauth.v1.LinkedIdentity.last_login_at:type_name -> google.protobuf.Timestamp
-	6, // 4: mpauth.v1.AccountService.GetMe:input_type -> google.protobuf.Empty
-	0, // 5: mpauth.v1.AccountService.SetPhone:input_type -> mpauth.v1.SetPhoneRequest
-	2, // 6: mpauth.v1.AccountService.SetProfile:input_type -> mpauth.v1.SetProfileRequest
-	3, // 7: mpauth.v1.AccountService.GetMe:output_type -> mpauth.v1.Me
-	1, // 8: mpauth.v1.AccountService.SetPhone:output_type -> mpauth.v1.PhoneReply
-	3, // 9: mpauth.v1.AccountService.SetProfile:output_type -> mpauth.v1.Me
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
+	7, // 0: mpauth.v1.Me.created_at:type_name -> google.protobuf.Timestamp
+	6, // 1: mpauth.v1.Me.identities:type_name -> mpauth.v1.LinkedIdentity
+	7, // 2: mpauth.v1.LinkedIdentity.created_at:type_name -> google.protobuf.Timestamp
+	7, // 3: mpauth.v1.LinkedIdentity.last_login_at:type_name -> google.protobuf.Timestamp
+	8, // 4: mpauth.v1.AccountService.GetMe:input_type -> google.protobuf.Empty
+	2, // 5: mpauth.v1.AccountService.SetPhone:input_type -> mpauth.v1.SetPhoneRequest
+	4, // 6: mpauth.v1.AccountService.SetProfile:input_type -> mpauth.v1.SetProfileRequest
+	0, // 7: mpauth.v1.AccountService.BindIdentity:input_type -> mpauth.v1.BindIdentityRequest
+	1, // 8: mpauth.v1.AccountService.UnbindIdentity:input_type -> mpauth.v1.UnbindIdentityRequest
+	5, // 9: mpauth.v1.AccountService.GetMe:output_type -> mpauth.v1.Me
+	3, // 10: mpauth.v1.AccountService.SetPhone:output_type -> mpauth.v1.PhoneReply
+	5, // 11: mpauth.v1.AccountService.SetProfile:output_type -> mpauth.v1.Me
+	5, // 12: mpauth.v1.AccountService.BindIdentity:output_type -> mpauth.v1.Me
+	5, // 13: mpauth.v1.AccountService.UnbindIdentity:output_type -> mpauth.v1.Me
+	9, // [9:14] is the sub-list for method output_type
+	4, // [4:9] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
 	4, // [4:4] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
@@ -476,7 +604,7 @@ func file_mpauth_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mpauth_v1_account_proto_rawDesc), len(file_mpauth_v1_account_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

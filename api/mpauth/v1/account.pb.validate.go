@@ -35,6 +35,265 @@ var (
 	_ = sort.Sort
 )
 
+// Validate checks the field values on BindIdentityRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the first error encountered is returned, or nil if there are no violations.
+func (m *BindIdentityRequest) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on BindIdentityRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the result is a list of violation errors wrapped in
+// BindIdentityRequestMultiError, or nil if none found.
+func (m *BindIdentityRequest) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *BindIdentityRequest) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	if l := utf8.RuneCountInString(m.GetPlatform()); l < 1 || l > 32 {
+		err := BindIdentityRequestValidationError{
+			field:  "Platform",
+			reason: "value length must be between 1 and 32 runes, inclusive",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if l := utf8.RuneCountInString(m.GetAppId()); l < 1 || l > 64 {
+		err := BindIdentityRequestValidationError{
+			field:  "AppId",
+			reason: "value length must be between 1 and 64 runes, inclusive",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if l := utf8.RuneCountInString(m.GetCode()); l < 1 || l > 256 {
+		err := BindIdentityRequestValidationError{
+			field:  "Code",
+			reason: "value length must be between 1 and 256 runes, inclusive",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if len(errors) > 0 {
+		return BindIdentityRequestMultiError(errors)
+	}
+
+	return nil
+}
+
+// BindIdentityRequestMultiError is an error wrapping multiple validation
+// errors returned by BindIdentityRequest.ValidateAll() if the designated
+// constraints aren't met.
+type BindIdentityRequestMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m BindIdentityRequestMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m BindIdentityRequestMultiError) AllErrors() []error { return m }
+
+// BindIdentityRequestValidationError is the validation error returned by
+// BindIdentityRequest.Validate if the designated constraints aren't met.
+type BindIdentityRequestValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e BindIdentityRequestValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e BindIdentityRequestValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e BindIdentityRequestValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e BindIdentityRequestValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e BindIdentityRequestValidationError) ErrorName() string {
+	return "BindIdentityRequestValidationError"
+}
+
+// Error satisfies the builtin error interface
+func (e BindIdentityRequestValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sBindIdentityRequest.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = BindIdentityRequestValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = BindIdentityRequestValidationError{}
+
+// Validate checks the field values on UnbindIdentityRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the first error encountered is returned, or nil if there are no violations.
+func (m *UnbindIdentityRequest) Validate() error {
+	return m.validate(false)
+}
+
+// ValidateAll checks the field values on UnbindIdentityRequest with the rules
+// defined in the proto definition for this message. If any rules are
+// violated, the result is a list of violation errors wrapped in
+// UnbindIdentityRequestMultiError, or nil if none found.
+func (m *UnbindIdentityRequest) ValidateAll() error {
+	return m.validate(true)
+}
+
+func (m *UnbindIdentityRequest) validate(all bool) error {
+	if m == nil {
+		return nil
+	}
+
+	var errors []error
+
+	if l := utf8.RuneCountInString(m.GetPlatform()); l < 1 || l > 32 {
+		err := UnbindIdentityRequestValidationError{
+			field:  "Platform",
+			reason: "value length must be between 1 and 32 runes, inclusive",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if l := utf8.RuneCountInString(m.GetAppId()); l < 1 || l > 64 {
+		err := UnbindIdentityRequestValidationError{
+			field:  "AppId",
+			reason: "value length must be between 1 and 64 runes, inclusive",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if len(errors) > 0 {
+		return UnbindIdentityRequestMultiError(errors)
+	}
+
+	return nil
+}
+
+// UnbindIdentityRequestMultiError is an error wrapping multiple validation
+// errors returned by UnbindIdentityRequest.ValidateAll() if the designated
+// constraints aren't met.
+type UnbindIdentityRequestMultiError []error
+
+// Error returns a concatenation of all the error messages it wraps.
+func (m UnbindIdentityRequestMultiError) Error() string {
+	msgs := make([]string, 0, len(m))
+	for _, err := range m {
+		msgs = append(msgs, err.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// AllErrors returns a list of validation violation errors.
+func (m UnbindIdentityRequestMultiError) AllErrors() []error { return m }
+
+// UnbindIdentityRequestValidationError is the validation error returned by
+// UnbindIdentityRequest.Validate if the designated constraints aren't met.
+type UnbindIdentityRequestValidationError struct {
+	field  string
+	reason string
+	cause  error
+	key    bool
+}
+
+// Field function returns field value.
+func (e UnbindIdentityRequestValidationError) Field() string { return e.field }
+
+// Reason function returns reason value.
+func (e UnbindIdentityRequestValidationError) Reason() string { return e.reason }
+
+// Cause function returns cause value.
+func (e UnbindIdentityRequestValidationError) Cause() error { return e.cause }
+
+// Key function returns key value.
+func (e UnbindIdentityRequestValidationError) Key() bool { return e.key }
+
+// ErrorName returns error name.
+func (e UnbindIdentityRequestValidationError) ErrorName() string {
+	return "UnbindIdentityRequestValidationError"
+}
+
+// Error satisfies the builtin error interface
+func (e UnbindIdentityRequestValidationError) Error() string {
+	cause := ""
+	if e.cause != nil {
+		cause = fmt.Sprintf(" | caused by: %v", e.cause)
+	}
+
+	key := ""
+	if e.key {
+		key = "key for "
+	}
+
+	return fmt.Sprintf(
+		"invalid %sUnbindIdentityRequest.%s: %s%s",
+		key,
+		e.field,
+		e.reason,
+		cause)
+}
+
+var _ error = UnbindIdentityRequestValidationError{}
+
+var _ interface {
+	Field() string
+	Reason() string
+	Key() bool
+	Cause() error
+	ErrorName() string
+} = UnbindIdentityRequestValidationError{}
+
 // Validate checks the field values on SetPhoneRequest with the rules defined
 // in the proto definition for this message. If any rules are violated, the
 // first error encountered is returned, or nil if there are no violations.

@@ -20,9 +20,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_GetMe_FullMethodName      = "/mpauth.v1.AccountService/GetMe"
-	AccountService_SetPhone_FullMethodName   = "/mpauth.v1.AccountService/SetPhone"
-	AccountService_SetProfile_FullMethodName = "/mpauth.v1.AccountService/SetProfile"
+	AccountService_GetMe_FullMethodName          = "/mpauth.v1.AccountService/GetMe"
+	AccountService_SetPhone_FullMethodName       = "/mpauth.v1.AccountService/SetPhone"
+	AccountService_SetProfile_FullMethodName     = "/mpauth.v1.AccountService/SetProfile"
+	AccountService_BindIdentity_FullMethodName   = "/mpauth.v1.AccountService/BindIdentity"
+	AccountService_UnbindIdentity_FullMethodName = "/mpauth.v1.AccountService/UnbindIdentity"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -40,6 +42,11 @@ type AccountServiceClient interface {
 	// Store the user's profile: the platform's encrypted user info, or the
 	// nickname and avatar from the avatar/nickname components.
 	SetProfile(ctx context.Context, in *SetProfileRequest, opts ...grpc.CallOption) (*Me, error)
+	// Attach another platform account to the caller (the login code of that
+	// account, e.g. from my.getAuthCode in the Alipay version of the app).
+	BindIdentity(ctx context.Context, in *BindIdentityRequest, opts ...grpc.CallOption) (*Me, error)
+	// Detach the caller's account in one app; it becomes a user of its own.
+	UnbindIdentity(ctx context.Context, in *UnbindIdentityRequest, opts ...grpc.CallOption) (*Me, error)
 }
 
 type accountServiceClient struct {
@@ -80,6 +87,26 @@ func (c *accountServiceClient) SetProfile(ctx context.Context, in *SetProfileReq
 	return out, nil
 }
 
+func (c *accountServiceClient) BindIdentity(ctx context.Context, in *BindIdentityRequest, opts ...grpc.CallOption) (*Me, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Me)
+	err := c.cc.Invoke(ctx, AccountService_BindIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) UnbindIdentity(ctx context.Context, in *UnbindIdentityRequest, opts ...grpc.CallOption) (*Me, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Me)
+	err := c.cc.Invoke(ctx, AccountService_UnbindIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -95,6 +122,11 @@ type AccountServiceServer interface {
 	// Store the user's profile: the platform's encrypted user info, or the
 	// nickname and avatar from the avatar/nickname components.
 	SetProfile(context.Context, *SetProfileRequest) (*Me, error)
+	// Attach another platform account to the caller (the login code of that
+	// account, e.g. from my.getAuthCode in the Alipay version of the app).
+	BindIdentity(context.Context, *BindIdentityRequest) (*Me, error)
+	// Detach the caller's account in one app; it becomes a user of its own.
+	UnbindIdentity(context.Context, *UnbindIdentityRequest) (*Me, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -113,6 +145,12 @@ func (UnimplementedAccountServiceServer) SetPhone(context.Context, *SetPhoneRequ
 }
 func (UnimplementedAccountServiceServer) SetProfile(context.Context, *SetProfileRequest) (*Me, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetProfile not implemented")
+}
+func (UnimplementedAccountServiceServer) BindIdentity(context.Context, *BindIdentityRequest) (*Me, error) {
+	return nil, status.Error(codes.Unimplemented, "method BindIdentity not implemented")
+}
+func (UnimplementedAccountServiceServer) UnbindIdentity(context.Context, *UnbindIdentityRequest) (*Me, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnbindIdentity not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -189,6 +227,42 @@ func _AccountService_SetProfile_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_BindIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BindIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).BindIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_BindIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).BindIdentity(ctx, req.(*BindIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_UnbindIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnbindIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UnbindIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UnbindIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UnbindIdentity(ctx, req.(*UnbindIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -207,6 +281,14 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetProfile",
 			Handler:    _AccountService_SetProfile_Handler,
+		},
+		{
+			MethodName: "BindIdentity",
+			Handler:    _AccountService_BindIdentity_Handler,
+		},
+		{
+			MethodName: "UnbindIdentity",
+			Handler:    _AccountService_UnbindIdentity_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -61,6 +61,16 @@ const (
 	ErrorReason_WATERMARK_MISMATCH ErrorReason = 15
 	// A Douyin anonymous (guest) login for an app that does not allow guests.
 	ErrorReason_GUEST_NOT_ALLOWED ErrorReason = 16
+	// Linking or merging would give one user two identities of one app, or
+	// the identity already belongs to another user with more than it.
+	ErrorReason_IDENTITY_CONFLICT ErrorReason = 17
+	// No such user or identity.
+	ErrorReason_NOT_FOUND ErrorReason = 18
+	// The operation is not allowed in the current state (e.g. unbinding the
+	// last identity).
+	ErrorReason_FAILED_PRECONDITION ErrorReason = 19
+	// The API key is missing, unknown or lacks the scope this API needs.
+	ErrorReason_PERMISSION_DENIED ErrorReason = 20
 )
 
 // Enum value maps for ErrorReason.
@@ -83,6 +93,10 @@ var (
 		14: "DECRYPT_FAILED",
 		15: "WATERMARK_MISMATCH",
 		16: "GUEST_NOT_ALLOWED",
+		17: "IDENTITY_CONFLICT",
+		18: "NOT_FOUND",
+		19: "FAILED_PRECONDITION",
+		20: "PERMISSION_DENIED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -102,6 +116,10 @@ var (
 		"DECRYPT_FAILED":           14,
 		"WATERMARK_MISMATCH":       15,
 		"GUEST_NOT_ALLOWED":        16,
+		"IDENTITY_CONFLICT":        17,
+		"NOT_FOUND":                18,
+		"FAILED_PRECONDITION":      19,
+		"PERMISSION_DENIED":        20,
 	}
 )
 
@@ -136,7 +154,7 @@ var File_mpauth_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_mpauth_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmpauth/v1/error_reason.proto\x12\tmpauth.v1\x1a\x13errors/errors.proto*\xed\x03\n" +
+	"\x1cmpauth/v1/error_reason.proto\x12\tmpauth.v1\x1a\x13errors/errors.proto*\xdb\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x1a\x04\xa8E\x90\x03\x12\x15\n" +
@@ -155,7 +173,11 @@ const file_mpauth_v1_error_reason_proto_rawDesc = "" +
 	"\x11SESSION_KEY_STALE\x10\r\x1a\x04\xa8E\x99\x03\x12\x18\n" +
 	"\x0eDECRYPT_FAILED\x10\x0e\x1a\x04\xa8E\x90\x03\x12\x1c\n" +
 	"\x12WATERMARK_MISMATCH\x10\x0f\x1a\x04\xa8E\x90\x03\x12\x1b\n" +
-	"\x11GUEST_NOT_ALLOWED\x10\x10\x1a\x04\xa8E\x93\x03\x1a\x04\xa0E\xf4\x03B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
+	"\x11GUEST_NOT_ALLOWED\x10\x10\x1a\x04\xa8E\x93\x03\x12\x1b\n" +
+	"\x11IDENTITY_CONFLICT\x10\x11\x1a\x04\xa8E\x99\x03\x12\x13\n" +
+	"\tNOT_FOUND\x10\x12\x1a\x04\xa8E\x94\x03\x12\x1d\n" +
+	"\x13FAILED_PRECONDITION\x10\x13\x1a\x04\xa8E\x90\x03\x12\x1b\n" +
+	"\x11PERMISSION_DENIED\x10\x14\x1a\x04\xa8E\x93\x03\x1a\x04\xa0E\xf4\x03B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
 
 var (
 	file_mpauth_v1_error_reason_proto_rawDescOnce sync.Once

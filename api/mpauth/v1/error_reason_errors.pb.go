@@ -216,3 +216,57 @@ func IsGuestNotAllowed(err error) bool {
 func ErrorGuestNotAllowed(format string, args ...interface{}) *errors.Error {
 	return errors.New(403, ErrorReason_GUEST_NOT_ALLOWED.String(), fmt.Sprintf(format, args...))
 }
+
+// Linking or merging would give one user two identities of one app, or
+// the identity already belongs to another user with more than it.
+func IsIdentityConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_IDENTITY_CONFLICT.String() && e.Code == 409
+}
+
+func ErrorIdentityConflict(format string, args ...interface{}) *errors.Error {
+	return errors.New(409, ErrorReason_IDENTITY_CONFLICT.String(), fmt.Sprintf(format, args...))
+}
+
+// No such user or identity.
+func IsNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_NOT_FOUND.String() && e.Code == 404
+}
+
+func ErrorNotFound(format string, args ...interface{}) *errors.Error {
+	return errors.New(404, ErrorReason_NOT_FOUND.String(), fmt.Sprintf(format, args...))
+}
+
+// The operation is not allowed in the current state (e.g. unbinding the
+// last identity).
+func IsFailedPrecondition(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_FAILED_PRECONDITION.String() && e.Code == 400
+}
+
+func ErrorFailedPrecondition(format string, args ...interface{}) *errors.Error {
+	return errors.New(400, ErrorReason_FAILED_PRECONDITION.String(), fmt.Sprintf(format, args...))
+}
+
+// The API key is missing, unknown or lacks the scope this API needs.
+func IsPermissionDenied(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_PERMISSION_DENIED.String() && e.Code == 403
+}
+
+func ErrorPermissionDenied(format string, args ...interface{}) *errors.Error {
+	return errors.New(403, ErrorReason_PERMISSION_DENIED.String(), fmt.Sprintf(format, args...))
+}

@@ -4513,6 +4513,8 @@ type UserMutation struct {
 	phone_verified_at     *time.Time
 	nickname              *string
 	avatar_url            *string
+	merged_into           *string
+	merged_at             *time.Time
 	clearedFields         map[string]struct{}
 	identities            map[int]struct{}
 	removedidentities     map[int]struct{}
@@ -4897,6 +4899,104 @@ func (m *UserMutation) ResetAvatarURL() {
 	m.avatar_url = nil
 }
 
+// SetMergedInto sets the "merged_into" field.
+func (m *UserMutation) SetMergedInto(s string) {
+	m.merged_into = &s
+}
+
+// MergedInto returns the value of the "merged_into" field in the mutation.
+func (m *UserMutation) MergedInto() (r string, exists bool) {
+	v := m.merged_into
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMergedInto returns the old "merged_into" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldMergedInto(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMergedInto is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMergedInto requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMergedInto: %w", err)
+	}
+	return oldValue.MergedInto, nil
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (m *UserMutation) ClearMergedInto() {
+	m.merged_into = nil
+	m.clearedFields[user.FieldMergedInto] = struct{}{}
+}
+
+// MergedIntoCleared returns if the "merged_into" field was cleared in this mutation.
+func (m *UserMutation) MergedIntoCleared() bool {
+	_, ok := m.clearedFields[user.FieldMergedInto]
+	return ok
+}
+
+// ResetMergedInto resets all changes to the "merged_into" field.
+func (m *UserMutation) ResetMergedInto() {
+	m.merged_into = nil
+	delete(m.clearedFields, user.FieldMergedInto)
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (m *UserMutation) SetMergedAt(t time.Time) {
+	m.merged_at = &t
+}
+
+// MergedAt returns the value of the "merged_at" field in the mutation.
+func (m *UserMutation) MergedAt() (r time.Time, exists bool) {
+	v := m.merged_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMergedAt returns the old "merged_at" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldMergedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMergedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMergedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMergedAt: %w", err)
+	}
+	return oldValue.MergedAt, nil
+}
+
+// ClearMergedAt clears the value of the "merged_at" field.
+func (m *UserMutation) ClearMergedAt() {
+	m.merged_at = nil
+	m.clearedFields[user.FieldMergedAt] = struct{}{}
+}
+
+// MergedAtCleared returns if the "merged_at" field was cleared in this mutation.
+func (m *UserMutation) MergedAtCleared() bool {
+	_, ok := m.clearedFields[user.FieldMergedAt]
+	return ok
+}
+
+// ResetMergedAt resets all changes to the "merged_at" field.
+func (m *UserMutation) ResetMergedAt() {
+	m.merged_at = nil
+	delete(m.clearedFields, user.FieldMergedAt)
+}
+
 // AddIdentityIDs adds the "identities" edge to the Identity entity by ids.
 func (m *UserMutation) AddIdentityIDs(ids ...int) {
 	if m.identities == nil {
@@ -5093,7 +5193,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -5114,6 +5214,12 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.avatar_url != nil {
 		fields = append(fields, user.FieldAvatarURL)
+	}
+	if m.merged_into != nil {
+		fields = append(fields, user.FieldMergedInto)
+	}
+	if m.merged_at != nil {
+		fields = append(fields, user.FieldMergedAt)
 	}
 	return fields
 }
@@ -5137,6 +5243,10 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.Nickname()
 	case user.FieldAvatarURL:
 		return m.AvatarURL()
+	case user.FieldMergedInto:
+		return m.MergedInto()
+	case user.FieldMergedAt:
+		return m.MergedAt()
 	}
 	return nil, false
 }
@@ -5160,6 +5270,10 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldNickname(ctx)
 	case user.FieldAvatarURL:
 		return m.OldAvatarURL(ctx)
+	case user.FieldMergedInto:
+		return m.OldMergedInto(ctx)
+	case user.FieldMergedAt:
+		return m.OldMergedAt(ctx)
 	}
 	return nil, fmt.Errorf("unknown User field %s", name)
 }
@@ -5218,6 +5332,20 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAvatarURL(v)
 		return nil
+	case user.FieldMergedInto:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMergedInto(v)
+		return nil
+	case user.FieldMergedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMergedAt(v)
+		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)
 }
@@ -5251,6 +5379,12 @@ func (m *UserMutation) ClearedFields() []string {
 	if m.FieldCleared(user.FieldPhoneVerifiedAt) {
 		fields = append(fields, user.FieldPhoneVerifiedAt)
 	}
+	if m.FieldCleared(user.FieldMergedInto) {
+		fields = append(fields, user.FieldMergedInto)
+	}
+	if m.FieldCleared(user.FieldMergedAt) {
+		fields = append(fields, user.FieldMergedAt)
+	}
 	return fields
 }
 
@@ -5267,6 +5401,12 @@ func (m *UserMutation) ClearField(name string) error {
 	switch name {
 	case user.FieldPhoneVerifiedAt:
 		m.ClearPhoneVerifiedAt()
+		return nil
+	case user.FieldMergedInto:
+		m.ClearMergedInto()
+		return nil
+	case user.FieldMergedAt:
+		m.ClearMergedAt()
 		return nil
 	}
 	return fmt.Errorf("unknown User nullable field %s", name)
@@ -5296,6 +5436,12 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldAvatarURL:
 		m.ResetAvatarURL()
+		return nil
+	case user.FieldMergedInto:
+		m.ResetMergedInto()
+		return nil
+	case user.FieldMergedAt:
+		m.ResetMergedAt()
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)

@@ -515,6 +515,10 @@ func init() {
 	user.DefaultAvatarURL = userDescAvatarURL.Default.(string)
 	// user.AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
 	user.AvatarURLValidator = userDescAvatarURL.Validators[0].(func(string) error)
+	// userDescMergedInto is the schema descriptor for merged_into field.
+	userDescMergedInto := userFields[6].Descriptor()
+	// user.MergedIntoValidator is a validator for the "merged_into" field. It is called by the builders before save.
+	user.MergedIntoValidator = userDescMergedInto.Validators[0].(func(string) error)
 	// userDescID is the schema descriptor for id field.
 	userDescID := userFields[0].Descriptor()
 	// user.IDValidator is a validator for the "id" field. It is called by the builders before save.

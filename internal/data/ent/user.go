@@ -31,6 +31,10 @@ type User struct {
 	Nickname string `json:"nickname,omitempty"`
 	// AvatarURL holds the value of the "avatar_url" field.
 	AvatarURL string `json:"avatar_url,omitempty"`
+	// MergedInto holds the value of the "merged_into" field.
+	MergedInto *string `json:"merged_into,omitempty"`
+	// MergedAt holds the value of the "merged_at" field.
+	MergedAt *time.Time `json:"merged_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UserQuery when eager-loading is set.
 	Edges        UserEdges `json:"edges"`
@@ -82,9 +86,9 @@ func (*User) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case user.FieldID, user.FieldPhoneNumber, user.FieldPhoneCountryCode, user.FieldNickname, user.FieldAvatarURL:
+		case user.FieldID, user.FieldPhoneNumber, user.FieldPhoneCountryCode, user.FieldNickname, user.FieldAvatarURL, user.FieldMergedInto:
 			values[i] = new(sql.NullString)
-		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldPhoneVerifiedAt:
+		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldPhoneVerifiedAt, user.FieldMergedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -149,6 +153,20 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field avatar_url", values[i])
 			} else if value.Valid {
 				_m.AvatarURL = value.String
+			}
+		case user.FieldMergedInto:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field merged_into", values[i])
+			} else if value.Valid {
+				_m.MergedInto = new(string)
+				*_m.MergedInto = value.String
+			}
+		case user.FieldMergedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field merged_at", values[i])
+			} else if value.Valid {
+				_m.MergedAt = new(time.Time)
+				*_m.MergedAt = value.Time
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -223,6 +241,16 @@ func (_m *User) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("avatar_url=")
 	builder.WriteString(_m.AvatarURL)
+	builder.WriteString(", ")
+	if v := _m.MergedInto; v != nil {
+		builder.WriteString("merged_into=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.MergedAt; v != nil {
+		builder.WriteString("merged_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

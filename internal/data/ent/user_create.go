@@ -124,6 +124,34 @@ func (_c *UserCreate) SetNillableAvatarURL(v *string) *UserCreate {
 	return _c
 }
 
+// SetMergedInto sets the "merged_into" field.
+func (_c *UserCreate) SetMergedInto(v string) *UserCreate {
+	_c.mutation.SetMergedInto(v)
+	return _c
+}
+
+// SetNillableMergedInto sets the "merged_into" field if the given value is not nil.
+func (_c *UserCreate) SetNillableMergedInto(v *string) *UserCreate {
+	if v != nil {
+		_c.SetMergedInto(*v)
+	}
+	return _c
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (_c *UserCreate) SetMergedAt(v time.Time) *UserCreate {
+	_c.mutation.SetMergedAt(v)
+	return _c
+}
+
+// SetNillableMergedAt sets the "merged_at" field if the given value is not nil.
+func (_c *UserCreate) SetNillableMergedAt(v *time.Time) *UserCreate {
+	if v != nil {
+		_c.SetMergedAt(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *UserCreate) SetID(v string) *UserCreate {
 	_c.mutation.SetID(v)
@@ -276,6 +304,11 @@ func (_c *UserCreate) check() error {
 			return &ValidationError{Name: "avatar_url", err: fmt.Errorf(`ent: validator failed for field "User.avatar_url": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.MergedInto(); ok {
+		if err := user.MergedIntoValidator(v); err != nil {
+			return &ValidationError{Name: "merged_into", err: fmt.Errorf(`ent: validator failed for field "User.merged_into": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := user.IDValidator(v); err != nil {
 			return &ValidationError{Name: "id", err: fmt.Errorf(`ent: validator failed for field "User.id": %w`, err)}
@@ -344,6 +377,14 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.AvatarURL(); ok {
 		_spec.SetField(user.FieldAvatarURL, field.TypeString, value)
 		_node.AvatarURL = value
+	}
+	if value, ok := _c.mutation.MergedInto(); ok {
+		_spec.SetField(user.FieldMergedInto, field.TypeString, value)
+		_node.MergedInto = &value
+	}
+	if value, ok := _c.mutation.MergedAt(); ok {
+		_spec.SetField(user.FieldMergedAt, field.TypeTime, value)
+		_node.MergedAt = &value
 	}
 	if nodes := _c.mutation.IdentitiesIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -523,6 +564,42 @@ func (u *UserUpsert) UpdateAvatarURL() *UserUpsert {
 	return u
 }
 
+// SetMergedInto sets the "merged_into" field.
+func (u *UserUpsert) SetMergedInto(v string) *UserUpsert {
+	u.Set(user.FieldMergedInto, v)
+	return u
+}
+
+// UpdateMergedInto sets the "merged_into" field to the value that was provided on create.
+func (u *UserUpsert) UpdateMergedInto() *UserUpsert {
+	u.SetExcluded(user.FieldMergedInto)
+	return u
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (u *UserUpsert) ClearMergedInto() *UserUpsert {
+	u.SetNull(user.FieldMergedInto)
+	return u
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (u *UserUpsert) SetMergedAt(v time.Time) *UserUpsert {
+	u.Set(user.FieldMergedAt, v)
+	return u
+}
+
+// UpdateMergedAt sets the "merged_at" field to the value that was provided on create.
+func (u *UserUpsert) UpdateMergedAt() *UserUpsert {
+	u.SetExcluded(user.FieldMergedAt)
+	return u
+}
+
+// ClearMergedAt clears the value of the "merged_at" field.
+func (u *UserUpsert) ClearMergedAt() *UserUpsert {
+	u.SetNull(user.FieldMergedAt)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -662,6 +739,48 @@ func (u *UserUpsertOne) SetAvatarURL(v string) *UserUpsertOne {
 func (u *UserUpsertOne) UpdateAvatarURL() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateAvatarURL()
+	})
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (u *UserUpsertOne) SetMergedInto(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetMergedInto(v)
+	})
+}
+
+// UpdateMergedInto sets the "merged_into" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateMergedInto() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateMergedInto()
+	})
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (u *UserUpsertOne) ClearMergedInto() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearMergedInto()
+	})
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (u *UserUpsertOne) SetMergedAt(v time.Time) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetMergedAt(v)
+	})
+}
+
+// UpdateMergedAt sets the "merged_at" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateMergedAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateMergedAt()
+	})
+}
+
+// ClearMergedAt clears the value of the "merged_at" field.
+func (u *UserUpsertOne) ClearMergedAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearMergedAt()
 	})
 }
 
@@ -971,6 +1090,48 @@ func (u *UserUpsertBulk) SetAvatarURL(v string) *UserUpsertBulk {
 func (u *UserUpsertBulk) UpdateAvatarURL() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateAvatarURL()
+	})
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (u *UserUpsertBulk) SetMergedInto(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetMergedInto(v)
+	})
+}
+
+// UpdateMergedInto sets the "merged_into" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateMergedInto() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateMergedInto()
+	})
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (u *UserUpsertBulk) ClearMergedInto() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearMergedInto()
+	})
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (u *UserUpsertBulk) SetMergedAt(v time.Time) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetMergedAt(v)
+	})
+}
+
+// UpdateMergedAt sets the "merged_at" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateMergedAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateMergedAt()
+	})
+}
+
+// ClearMergedAt clears the value of the "merged_at" field.
+func (u *UserUpsertBulk) ClearMergedAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearMergedAt()
 	})
 }
 

@@ -113,6 +113,46 @@ func (_u *UserUpdate) SetNillableAvatarURL(v *string) *UserUpdate {
 	return _u
 }
 
+// SetMergedInto sets the "merged_into" field.
+func (_u *UserUpdate) SetMergedInto(v string) *UserUpdate {
+	_u.mutation.SetMergedInto(v)
+	return _u
+}
+
+// SetNillableMergedInto sets the "merged_into" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableMergedInto(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetMergedInto(*v)
+	}
+	return _u
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (_u *UserUpdate) ClearMergedInto() *UserUpdate {
+	_u.mutation.ClearMergedInto()
+	return _u
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (_u *UserUpdate) SetMergedAt(v time.Time) *UserUpdate {
+	_u.mutation.SetMergedAt(v)
+	return _u
+}
+
+// SetNillableMergedAt sets the "merged_at" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableMergedAt(v *time.Time) *UserUpdate {
+	if v != nil {
+		_u.SetMergedAt(*v)
+	}
+	return _u
+}
+
+// ClearMergedAt clears the value of the "merged_at" field.
+func (_u *UserUpdate) ClearMergedAt() *UserUpdate {
+	_u.mutation.ClearMergedAt()
+	return _u
+}
+
 // AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
 func (_u *UserUpdate) AddIdentityIDs(ids ...int) *UserUpdate {
 	_u.mutation.AddIdentityIDs(ids...)
@@ -284,6 +324,11 @@ func (_u *UserUpdate) check() error {
 			return &ValidationError{Name: "avatar_url", err: fmt.Errorf(`ent: validator failed for field "User.avatar_url": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.MergedInto(); ok {
+		if err := user.MergedIntoValidator(v); err != nil {
+			return &ValidationError{Name: "merged_into", err: fmt.Errorf(`ent: validator failed for field "User.merged_into": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -319,6 +364,18 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AvatarURL(); ok {
 		_spec.SetField(user.FieldAvatarURL, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.MergedInto(); ok {
+		_spec.SetField(user.FieldMergedInto, field.TypeString, value)
+	}
+	if _u.mutation.MergedIntoCleared() {
+		_spec.ClearField(user.FieldMergedInto, field.TypeString)
+	}
+	if value, ok := _u.mutation.MergedAt(); ok {
+		_spec.SetField(user.FieldMergedAt, field.TypeTime, value)
+	}
+	if _u.mutation.MergedAtCleared() {
+		_spec.ClearField(user.FieldMergedAt, field.TypeTime)
 	}
 	if _u.mutation.IdentitiesCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -557,6 +614,46 @@ func (_u *UserUpdateOne) SetNillableAvatarURL(v *string) *UserUpdateOne {
 	return _u
 }
 
+// SetMergedInto sets the "merged_into" field.
+func (_u *UserUpdateOne) SetMergedInto(v string) *UserUpdateOne {
+	_u.mutation.SetMergedInto(v)
+	return _u
+}
+
+// SetNillableMergedInto sets the "merged_into" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableMergedInto(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetMergedInto(*v)
+	}
+	return _u
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (_u *UserUpdateOne) ClearMergedInto() *UserUpdateOne {
+	_u.mutation.ClearMergedInto()
+	return _u
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (_u *UserUpdateOne) SetMergedAt(v time.Time) *UserUpdateOne {
+	_u.mutation.SetMergedAt(v)
+	return _u
+}
+
+// SetNillableMergedAt sets the "merged_at" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableMergedAt(v *time.Time) *UserUpdateOne {
+	if v != nil {
+		_u.SetMergedAt(*v)
+	}
+	return _u
+}
+
+// ClearMergedAt clears the value of the "merged_at" field.
+func (_u *UserUpdateOne) ClearMergedAt() *UserUpdateOne {
+	_u.mutation.ClearMergedAt()
+	return _u
+}
+
 // AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
 func (_u *UserUpdateOne) AddIdentityIDs(ids ...int) *UserUpdateOne {
 	_u.mutation.AddIdentityIDs(ids...)
@@ -741,6 +838,11 @@ func (_u *UserUpdateOne) check() error {
 			return &ValidationError{Name: "avatar_url", err: fmt.Errorf(`ent: validator failed for field "User.avatar_url": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.MergedInto(); ok {
+		if err := user.MergedIntoValidator(v); err != nil {
+			return &ValidationError{Name: "merged_into", err: fmt.Errorf(`ent: validator failed for field "User.merged_into": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -793,6 +895,18 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if value, ok := _u.mutation.AvatarURL(); ok {
 		_spec.SetField(user.FieldAvatarURL, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.MergedInto(); ok {
+		_spec.SetField(user.FieldMergedInto, field.TypeString, value)
+	}
+	if _u.mutation.MergedIntoCleared() {
+		_spec.ClearField(user.FieldMergedInto, field.TypeString)
+	}
+	if value, ok := _u.mutation.MergedAt(); ok {
+		_spec.SetField(user.FieldMergedAt, field.TypeTime, value)
+	}
+	if _u.mutation.MergedAtCleared() {
+		_spec.ClearField(user.FieldMergedAt, field.TypeTime)
 	}
 	if _u.mutation.IdentitiesCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -9,12 +9,14 @@ import (
 
 	"github.com/mpauth/mpauth/internal/conf"
 	"github.com/mpauth/mpauth/internal/provider"
+	"github.com/mpauth/mpauth/internal/provider/kuaishou"
 	"github.com/mpauth/mpauth/internal/provider/wechat"
 )
 
 // Factories maps each supported platform to its provider constructor.
 var Factories = map[string]provider.Factory{
-	provider.WeChat: wechat.New,
+	provider.WeChat:   wechat.New,
+	provider.Kuaishou: kuaishou.New,
 }
 
 // Apps converts the configured apps, reading secret files.

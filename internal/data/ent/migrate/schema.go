@@ -79,6 +79,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{IdentitiesColumns[10]},
 			},
+			{
+				Name:    "identity_platform_union_scope_unionid",
+				Unique:  false,
+				Columns: []*schema.Column{IdentitiesColumns[3], IdentitiesColumns[6], IdentitiesColumns[7]},
+			},
 		},
 	}
 	// PlatformTokensColumns holds the columns for the "platform_tokens" table.
@@ -221,12 +226,26 @@ var (
 		{Name: "phone_verified_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "nickname", Type: field.TypeString, Size: 128, Default: ""},
 		{Name: "avatar_url", Type: field.TypeString, Size: 1024, Default: ""},
+		{Name: "merged_into", Type: field.TypeString, Nullable: true, Size: 40},
+		{Name: "merged_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
 		Name:       "users",
 		Columns:    UsersColumns,
 		PrimaryKey: []*schema.Column{UsersColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "user_phone_number",
+				Unique:  false,
+				Columns: []*schema.Column{UsersColumns[3]},
+			},
+			{
+				Name:    "user_merged_into",
+				Unique:  false,
+				Columns: []*schema.Column{UsersColumns[8]},
+			},
+		},
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{

@@ -41,5 +41,7 @@ func (Identity) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("platform", "app_id", "openid").Unique(),
 		index.Fields("user_id"),
+		// Admin search by unionid.
+		index.Fields("platform", "union_scope", "unionid"),
 	}
 }

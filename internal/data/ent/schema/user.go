@@ -4,6 +4,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
 )
 
 // User is one person: the unified user id every app and platform maps to.
@@ -24,6 +25,18 @@ func (User) Fields() []ent.Field {
 		field.Time("phone_verified_at").Optional().Nillable().SchemaType(datetime),
 		field.String("nickname").MaxLen(128).Default(""),
 		field.String("avatar_url").MaxLen(1024).Default(""),
+		// Set when this user was merged into another: the id stays an alias
+		// of merged_into (which may itself be merged further).
+		field.String("merged_into").MaxLen(40).Optional().Nillable(),
+		field.Time("merged_at").Optional().Nillable().SchemaType(datetime),
+	}
+}
+
+// Indexes of the User.
+func (User) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("phone_number"),
+		index.Fields("merged_into"),
 	}
 }
 

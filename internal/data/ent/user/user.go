@@ -28,6 +28,10 @@ const (
 	FieldNickname = "nickname"
 	// FieldAvatarURL holds the string denoting the avatar_url field in the database.
 	FieldAvatarURL = "avatar_url"
+	// FieldMergedInto holds the string denoting the merged_into field in the database.
+	FieldMergedInto = "merged_into"
+	// FieldMergedAt holds the string denoting the merged_at field in the database.
+	FieldMergedAt = "merged_at"
 	// EdgeIdentities holds the string denoting the identities edge name in mutations.
 	EdgeIdentities = "identities"
 	// EdgeUnionAccounts holds the string denoting the union_accounts edge name in mutations.
@@ -69,6 +73,8 @@ var Columns = []string{
 	FieldPhoneVerifiedAt,
 	FieldNickname,
 	FieldAvatarURL,
+	FieldMergedInto,
+	FieldMergedAt,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -104,6 +110,8 @@ var (
 	DefaultAvatarURL string
 	// AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
 	AvatarURLValidator func(string) error
+	// MergedIntoValidator is a validator for the "merged_into" field. It is called by the builders before save.
+	MergedIntoValidator func(string) error
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
 	IDValidator func(string) error
 )
@@ -149,6 +157,16 @@ func ByNickname(opts ...sql.OrderTermOption) OrderOption {
 // ByAvatarURL orders the results by the avatar_url field.
 func ByAvatarURL(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAvatarURL, opts...).ToFunc()
+}
+
+// ByMergedInto orders the results by the merged_into field.
+func ByMergedInto(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMergedInto, opts...).ToFunc()
+}
+
+// ByMergedAt orders the results by the merged_at field.
+func ByMergedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMergedAt, opts...).ToFunc()
 }
 
 // ByIdentitiesCount orders the results by identities count.

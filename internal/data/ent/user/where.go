@@ -100,6 +100,16 @@ func AvatarURL(v string) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldAvatarURL, v))
 }
 
+// MergedInto applies equality check predicate on the "merged_into" field. It's identical to MergedIntoEQ.
+func MergedInto(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldMergedInto, v))
+}
+
+// MergedAt applies equality check predicate on the "merged_at" field. It's identical to MergedAtEQ.
+func MergedAt(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldMergedAt, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldCreatedAt, v))
@@ -488,6 +498,131 @@ func AvatarURLEqualFold(v string) predicate.User {
 // AvatarURLContainsFold applies the ContainsFold predicate on the "avatar_url" field.
 func AvatarURLContainsFold(v string) predicate.User {
 	return predicate.User(sql.FieldContainsFold(FieldAvatarURL, v))
+}
+
+// MergedIntoEQ applies the EQ predicate on the "merged_into" field.
+func MergedIntoEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldMergedInto, v))
+}
+
+// MergedIntoNEQ applies the NEQ predicate on the "merged_into" field.
+func MergedIntoNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldMergedInto, v))
+}
+
+// MergedIntoIn applies the In predicate on the "merged_into" field.
+func MergedIntoIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldMergedInto, vs...))
+}
+
+// MergedIntoNotIn applies the NotIn predicate on the "merged_into" field.
+func MergedIntoNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldMergedInto, vs...))
+}
+
+// MergedIntoGT applies the GT predicate on the "merged_into" field.
+func MergedIntoGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldMergedInto, v))
+}
+
+// MergedIntoGTE applies the GTE predicate on the "merged_into" field.
+func MergedIntoGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldMergedInto, v))
+}
+
+// MergedIntoLT applies the LT predicate on the "merged_into" field.
+func MergedIntoLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldMergedInto, v))
+}
+
+// MergedIntoLTE applies the LTE predicate on the "merged_into" field.
+func MergedIntoLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldMergedInto, v))
+}
+
+// MergedIntoContains applies the Contains predicate on the "merged_into" field.
+func MergedIntoContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldMergedInto, v))
+}
+
+// MergedIntoHasPrefix applies the HasPrefix predicate on the "merged_into" field.
+func MergedIntoHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldMergedInto, v))
+}
+
+// MergedIntoHasSuffix applies the HasSuffix predicate on the "merged_into" field.
+func MergedIntoHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldMergedInto, v))
+}
+
+// MergedIntoIsNil applies the IsNil predicate on the "merged_into" field.
+func MergedIntoIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldMergedInto))
+}
+
+// MergedIntoNotNil applies the NotNil predicate on the "merged_into" field.
+func MergedIntoNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldMergedInto))
+}
+
+// MergedIntoEqualFold applies the EqualFold predicate on the "merged_into" field.
+func MergedIntoEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldMergedInto, v))
+}
+
+// MergedIntoContainsFold applies the ContainsFold predicate on the "merged_into" field.
+func MergedIntoContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldMergedInto, v))
+}
+
+// MergedAtEQ applies the EQ predicate on the "merged_at" field.
+func MergedAtEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldMergedAt, v))
+}
+
+// MergedAtNEQ applies the NEQ predicate on the "merged_at" field.
+func MergedAtNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldMergedAt, v))
+}
+
+// MergedAtIn applies the In predicate on the "merged_at" field.
+func MergedAtIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldMergedAt, vs...))
+}
+
+// MergedAtNotIn applies the NotIn predicate on the "merged_at" field.
+func MergedAtNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldMergedAt, vs...))
+}
+
+// MergedAtGT applies the GT predicate on the "merged_at" field.
+func MergedAtGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldMergedAt, v))
+}
+
+// MergedAtGTE applies the GTE predicate on the "merged_at" field.
+func MergedAtGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldMergedAt, v))
+}
+
+// MergedAtLT applies the LT predicate on the "merged_at" field.
+func MergedAtLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldMergedAt, v))
+}
+
+// MergedAtLTE applies the LTE predicate on the "merged_at" field.
+func MergedAtLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldMergedAt, v))
+}
+
+// MergedAtIsNil applies the IsNil predicate on the "merged_at" field.
+func MergedAtIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldMergedAt))
+}
+
+// MergedAtNotNil applies the NotNil predicate on the "merged_at" field.
+func MergedAtNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldMergedAt))
 }
 
 // HasIdentities applies the HasEdge predicate on the "identities" edge.
