@@ -25,6 +25,10 @@ const (
 	appB = "wxtest00000000002"
 	// appC has no union scope: its users are only joined by hand.
 	appC = "wxtest00000000003"
+	// Apps of the other platforms.
+	appDouyin      = "tttest0000000001"
+	appDouyinGuest = "tttest0000000002"
+	appKuaishou    = "ks000000000000001"
 )
 
 // API keys of the test config.
@@ -80,6 +84,9 @@ func testConfig(t *testing.T, driver string) *conf.Bootstrap {
 			{Platform: "wechat", AppId: appA, Secret: "secret-a", UnionScope: "scope-1", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 			{Platform: "wechat", AppId: appB, Secret: "secret-b", UnionScope: "scope-1", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 			{Platform: "wechat", AppId: appC, Secret: "secret-c", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
+			{Platform: "douyin", AppId: appDouyin, Secret: "secret-dy", UnionScope: "dy-entity", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
+			{Platform: "douyin", AppId: appDouyinGuest, Secret: "secret-dy2", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second), AllowGuests: true},
+			{Platform: "kuaishou", AppId: appKuaishou, Secret: "secret-ks", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 		},
 		ApiKeys: []*conf.APIKey{
 			{Id: "test-backend", Key: backendKey, Scopes: []string{"backend"}},
@@ -170,12 +177,18 @@ func waitReady(t *testing.T, u string) {
 	t.Fatalf("%s never answered 200", u)
 }
 
-// mintCode asks the sandbox for a login code of user in app.
+// mintCode asks the sandbox for a WeChat login code of user in app.
 func (in *instance) mintCode(t *testing.T, app, user string) string {
+	t.Helper()
+	return in.mintCodeOn(t, "wechat", app, user)
+}
+
+// mintCodeOn asks the sandbox for a login code of user in an app of platform.
+func (in *instance) mintCodeOn(t *testing.T, platform, app, user string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	code, err := sandbox.MintCode(ctx, in.sandbox, "wechat", app, user)
+	code, err := sandbox.MintCode(ctx, in.sandbox, platform, app, user)
 	if err != nil {
 		t.Fatalf("mint code: %v", err)
 	}

@@ -22,6 +22,6 @@ func wireApp(*conf.Bootstrap, log.Logger) (*kratos.App, func(), error) {
 	panic(wire.Build(
 		wire.FieldsOf(new(*conf.Bootstrap), "Server", "Data"),
 		data.ProviderSet, biz.ProviderSet, service.ProviderSet, server.ProviderSet,
-		newRegistry, newAuthConfig, newAPIKeys, newTokenManager, newSandbox, newApp,
+		newRegistry, newAuthConfig, newAPIKeys, newTokenManager, newSandbox, newLoginLimiter, newApp,
 	))
 }

@@ -47,8 +47,9 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 		return nil, nil, err
 	}
 	unifier := biz.NewUnifier(accountRepo, sessionRepo, auditRepo)
+	loginLimiter := newLoginLimiter(bootstrap)
 	authConfig := newAuthConfig(bootstrap)
-	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, manager, unifier, authConfig, logger)
+	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, manager, unifier, loginLimiter, authConfig, logger)
 	apiKeys, err := newAPIKeys(bootstrap)
 	if err != nil {
 		cleanup()

@@ -43,6 +43,22 @@ const refreshReuseGrace = 5 * time.Second
 // key or a lock to a concurrent login of the same person.
 const maxTxAttempts = 8
 
+// LoginLimiter throttles logins per platform identity, once the platform has
+// said whom a code belongs to.
+type LoginLimiter interface {
+	// AllowIdentity reports whether one more login of this identity is
+	// allowed now, and if not, when to retry.
+	AllowIdentity(ctx context.Context, platform, appID, openID string) (ok bool, retryAfter time.Duration)
+}
+
+// NoLoginLimit is a LoginLimiter that allows everything.
+type NoLoginLimit struct{}
+
+// AllowIdentity allows every login.
+func (NoLoginLimit) AllowIdentity(context.Context, string, string, string) (bool, time.Duration) {
+	return true, 0
+}
+
 // AuthUsecase logs users in and manages their sessions.
 type AuthUsecase struct {
 	apps     *provider.Registry
@@ -52,18 +68,19 @@ type AuthUsecase struct {
 	audit    AuditRepo
 	tokens   *token.Manager
 	unifier  *Unifier
+	limiter  LoginLimiter
 	cfg      AuthConfig
 	now      func() time.Time
 	log      *log.Helper
 }
 
 // NewAuthUsecase returns an AuthUsecase.
-func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, tokens *token.Manager, unifier *Unifier, cfg AuthConfig, logger log.Logger) *AuthUsecase {
+func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, tokens *token.Manager, unifier *Unifier, limiter LoginLimiter, cfg AuthConfig, logger log.Logger) *AuthUsecase {
 	if cfg.UnionMerge == "" {
 		cfg.UnionMerge = UnionMergeAuto
 	}
 	return &AuthUsecase{
-		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, tokens: tokens, unifier: unifier, cfg: cfg,
+		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, tokens: tokens, unifier: unifier, limiter: limiter, cfg: cfg,
 		now: time.Now,
 		log: log.NewHelper(log.With(logger, "module", "biz/auth")),
 	}
@@ -87,6 +104,9 @@ func (uc *AuthUsecase) Login(ctx context.Context, platform, appID string, cred p
 	id, err := p.Exchange(ctx, cred)
 	if err != nil {
 		return nil, uc.platformError(ctx, app, err)
+	}
+	if ok, after := uc.limiter.AllowIdentity(ctx, app.Platform, app.AppID, id.OpenID+id.AnonymousOpenID); !ok {
+		return nil, RateLimited("too many logins for this account", after)
 	}
 	now := uc.now()
 	refresh := newRefreshToken()
@@ -443,6 +463,15 @@ func (uc *AuthUsecase) platformError(ctx context.Context, app provider.App, err 
 		l.Warnw("msg", "platform unavailable", "platform", app.Platform, "app_id", app.AppID, "err", err)
 		return v1.ErrorPlatformUnavailable("the platform did not answer usably: retry later")
 	}
+}
+
+// RateLimited is the RATE_LIMITED error telling the client when to retry.
+func RateLimited(what string, after time.Duration) error {
+	secs := int(after.Seconds() + 0.999)
+	if secs < 1 {
+		secs = 1
+	}
+	return v1.ErrorRateLimited("%s: retry in %d s", what, secs).WithMetadata(map[string]string{"retry_after": fmt.Sprint(secs)})
 }
 
 // isAPIError reports whether err already is one of the API's errors (a

@@ -33,8 +33,14 @@ type Bootstrap struct {
 	Sandbox *Sandbox `protobuf:"bytes,5,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
 	Log     *Log     `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
 	// API keys of backends (scope backend) and operators (scope admin).
-	ApiKeys       []*APIKey `protobuf:"bytes,7,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
-	Accounts      *Accounts `protobuf:"bytes,8,opt,name=accounts,proto3" json:"accounts,omitempty"`
+	ApiKeys       []*APIKey      `protobuf:"bytes,7,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	Accounts      *Accounts      `protobuf:"bytes,8,opt,name=accounts,proto3" json:"accounts,omitempty"`
+	Limits        *Limits        `protobuf:"bytes,9,opt,name=limits,proto3" json:"limits,omitempty"`
+	Secrets       *Secrets       `protobuf:"bytes,10,opt,name=secrets,proto3" json:"secrets,omitempty"`
+	Observability *Observability `protobuf:"bytes,11,opt,name=observability,proto3" json:"observability,omitempty"`
+	// Optional: shares rate limits and in-flight login codes across instances.
+	Redis         *Redis    `protobuf:"bytes,12,opt,name=redis,proto3" json:"redis,omitempty"`
+	Upstream      *Upstream `protobuf:"bytes,13,opt,name=upstream,proto3" json:"upstream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,6 +131,361 @@ func (x *Bootstrap) GetAccounts() *Accounts {
 	return nil
 }
 
+func (x *Bootstrap) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *Bootstrap) GetSecrets() *Secrets {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *Bootstrap) GetObservability() *Observability {
+	if x != nil {
+		return x.Observability
+	}
+	return nil
+}
+
+func (x *Bootstrap) GetRedis() *Redis {
+	if x != nil {
+		return x.Redis
+	}
+	return nil
+}
+
+func (x *Bootstrap) GetUpstream() *Upstream {
+	if x != nil {
+		return x.Upstream
+	}
+	return nil
+}
+
+// Limits protect the server from abuse and overload.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Logins per client IP per minute (0: default 120; -1: off).
+	LoginPerIpPerMinute int32 `protobuf:"varint,1,opt,name=login_per_ip_per_minute,json=loginPerIpPerMinute,proto3" json:"login_per_ip_per_minute,omitempty"`
+	// Logins per (app, openid) per minute (0: default 30; -1: off).
+	LoginPerIdentityPerMinute int32 `protobuf:"varint,2,opt,name=login_per_identity_per_minute,json=loginPerIdentityPerMinute,proto3" json:"login_per_identity_per_minute,omitempty"`
+	// Turn off adaptive overload protection (BBR load shedding).
+	DisableOverloadProtection bool `protobuf:"varint,3,opt,name=disable_overload_protection,json=disableOverloadProtection,proto3" json:"disable_overload_protection,omitempty"`
+	// Trust X-Forwarded-For from these proxy addresses/CIDRs for the client IP.
+	TrustedProxies []string `protobuf:"bytes,4,rep,name=trusted_proxies,json=trustedProxies,proto3" json:"trusted_proxies,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_conf_conf_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Limits) GetLoginPerIpPerMinute() int32 {
+	if x != nil {
+		return x.LoginPerIpPerMinute
+	}
+	return 0
+}
+
+func (x *Limits) GetLoginPerIdentityPerMinute() int32 {
+	if x != nil {
+		return x.LoginPerIdentityPerMinute
+	}
+	return 0
+}
+
+func (x *Limits) GetDisableOverloadProtection() bool {
+	if x != nil {
+		return x.DisableOverloadProtection
+	}
+	return false
+}
+
+func (x *Limits) GetTrustedProxies() []string {
+	if x != nil {
+		return x.TrustedProxies
+	}
+	return nil
+}
+
+// Secrets encrypts session_keys and platform access tokens at rest
+// (AES-256-GCM). Rows name the key that sealed them, so keys rotate: add a
+// key, make it active; rows under old keys stay readable while the old key
+// is listed.
+type Secrets struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ActiveKeyId string                 `protobuf:"bytes,1,opt,name=active_key_id,json=activeKeyId,proto3" json:"active_key_id,omitempty"`
+	Keys        []*Secrets_Key         `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Development only: generate a key once under data_dir when keys is empty.
+	DevGenerateKey bool `protobuf:"varint,3,opt,name=dev_generate_key,json=devGenerateKey,proto3" json:"dev_generate_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Secrets) Reset() {
+	*x = Secrets{}
+	mi := &file_conf_conf_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Secrets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Secrets) ProtoMessage() {}
+
+func (x *Secrets) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Secrets.ProtoReflect.Descriptor instead.
+func (*Secrets) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Secrets) GetActiveKeyId() string {
+	if x != nil {
+		return x.ActiveKeyId
+	}
+	return ""
+}
+
+func (x *Secrets) GetKeys() []*Secrets_Key {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *Secrets) GetDevGenerateKey() bool {
+	if x != nil {
+		return x.DevGenerateKey
+	}
+	return false
+}
+
+type Observability struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OTLP/HTTP endpoint for traces (e.g. http://otel-collector:4318); empty:
+	// traces are propagated and logged but not exported.
+	OtlpEndpoint string `protobuf:"bytes,1,opt,name=otlp_endpoint,json=otlpEndpoint,proto3" json:"otlp_endpoint,omitempty"`
+	// Fraction of requests traced (0: default 0.1).
+	TraceSampleRatio float64 `protobuf:"fixed64,2,opt,name=trace_sample_ratio,json=traceSampleRatio,proto3" json:"trace_sample_ratio,omitempty"`
+	// Log format: "json" (default) or "text".
+	LogFormat     string `protobuf:"bytes,3,opt,name=log_format,json=logFormat,proto3" json:"log_format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Observability) Reset() {
+	*x = Observability{}
+	mi := &file_conf_conf_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Observability) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Observability) ProtoMessage() {}
+
+func (x *Observability) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Observability.ProtoReflect.Descriptor instead.
+func (*Observability) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Observability) GetOtlpEndpoint() string {
+	if x != nil {
+		return x.OtlpEndpoint
+	}
+	return ""
+}
+
+func (x *Observability) GetTraceSampleRatio() float64 {
+	if x != nil {
+		return x.TraceSampleRatio
+	}
+	return 0
+}
+
+func (x *Observability) GetLogFormat() string {
+	if x != nil {
+		return x.LogFormat
+	}
+	return ""
+}
+
+type Redis struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port; empty: no Redis (the database is the shared store).
+	Addr          string `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Db            int32  `protobuf:"varint,3,opt,name=db,proto3" json:"db,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Redis) Reset() {
+	*x = Redis{}
+	mi := &file_conf_conf_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Redis) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Redis) ProtoMessage() {}
+
+func (x *Redis) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Redis.ProtoReflect.Descriptor instead.
+func (*Redis) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Redis) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *Redis) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *Redis) GetDb() int32 {
+	if x != nil {
+		return x.Db
+	}
+	return 0
+}
+
+// Upstream tunes calls to the platforms.
+type Upstream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Retries of a transient platform answer (0: default 1; -1: none). Never
+	// after a timeout: the single-use code may have been consumed.
+	MaxRetries int32 `protobuf:"varint,1,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
+	// Consecutive-failure circuit breaker per platform: how long it stays
+	// open before probing again (default 5s).
+	BreakerOpenFor *durationpb.Duration `protobuf:"bytes,2,opt,name=breaker_open_for,json=breakerOpenFor,proto3" json:"breaker_open_for,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Upstream) Reset() {
+	*x = Upstream{}
+	mi := &file_conf_conf_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Upstream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Upstream) ProtoMessage() {}
+
+func (x *Upstream) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Upstream.ProtoReflect.Descriptor instead.
+func (*Upstream) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Upstream) GetMaxRetries() int32 {
+	if x != nil {
+		return x.MaxRetries
+	}
+	return 0
+}
+
+func (x *Upstream) GetBreakerOpenFor() *durationpb.Duration {
+	if x != nil {
+		return x.BreakerOpenFor
+	}
+	return nil
+}
+
 type APIKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Names the key in the audit log (actor admin:<id>); not secret.
@@ -142,7 +503,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_conf_conf_proto_msgTypes[1]
+	mi := &file_conf_conf_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -154,7 +515,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[1]
+	mi := &file_conf_conf_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -167,7 +528,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{1}
+	return file_conf_conf_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *APIKey) GetId() string {
@@ -217,7 +578,7 @@ type Accounts struct {
 
 func (x *Accounts) Reset() {
 	*x = Accounts{}
-	mi := &file_conf_conf_proto_msgTypes[2]
+	mi := &file_conf_conf_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -229,7 +590,7 @@ func (x *Accounts) String() string {
 func (*Accounts) ProtoMessage() {}
 
 func (x *Accounts) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[2]
+	mi := &file_conf_conf_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -242,7 +603,7 @@ func (x *Accounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accounts.ProtoReflect.Descriptor instead.
 func (*Accounts) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{2}
+	return file_conf_conf_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Accounts) GetUnionMerge() string {
@@ -262,7 +623,7 @@ type Server struct {
 
 func (x *Server) Reset() {
 	*x = Server{}
-	mi := &file_conf_conf_proto_msgTypes[3]
+	mi := &file_conf_conf_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +635,7 @@ func (x *Server) String() string {
 func (*Server) ProtoMessage() {}
 
 func (x *Server) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[3]
+	mi := &file_conf_conf_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +648,7 @@ func (x *Server) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server.ProtoReflect.Descriptor instead.
 func (*Server) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{3}
+	return file_conf_conf_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Server) GetHttp() *Server_HTTP {
@@ -315,7 +676,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_conf_conf_proto_msgTypes[4]
+	mi := &file_conf_conf_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +688,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[4]
+	mi := &file_conf_conf_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +701,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{4}
+	return file_conf_conf_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Data) GetDatabase() *Data_Database {
@@ -377,7 +738,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_conf_conf_proto_msgTypes[5]
+	mi := &file_conf_conf_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +750,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[5]
+	mi := &file_conf_conf_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +763,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{5}
+	return file_conf_conf_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Auth) GetIssuer() string {
@@ -492,7 +853,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_conf_conf_proto_msgTypes[6]
+	mi := &file_conf_conf_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +865,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[6]
+	mi := &file_conf_conf_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +878,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{6}
+	return file_conf_conf_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *App) GetPlatform() string {
@@ -630,7 +991,7 @@ type Sandbox struct {
 
 func (x *Sandbox) Reset() {
 	*x = Sandbox{}
-	mi := &file_conf_conf_proto_msgTypes[7]
+	mi := &file_conf_conf_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +1003,7 @@ func (x *Sandbox) String() string {
 func (*Sandbox) ProtoMessage() {}
 
 func (x *Sandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[7]
+	mi := &file_conf_conf_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +1016,7 @@ func (x *Sandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sandbox.ProtoReflect.Descriptor instead.
 func (*Sandbox) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{7}
+	return file_conf_conf_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Sandbox) GetEnabled() bool {
@@ -689,7 +1050,7 @@ type Log struct {
 
 func (x *Log) Reset() {
 	*x = Log{}
-	mi := &file_conf_conf_proto_msgTypes[8]
+	mi := &file_conf_conf_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +1062,7 @@ func (x *Log) String() string {
 func (*Log) ProtoMessage() {}
 
 func (x *Log) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[8]
+	mi := &file_conf_conf_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,12 +1075,73 @@ func (x *Log) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Log.ProtoReflect.Descriptor instead.
 func (*Log) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{8}
+	return file_conf_conf_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Log) GetLevel() string {
 	if x != nil {
 		return x.Level
+	}
+	return ""
+}
+
+type Secrets_Key struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// 32 bytes, base64, inline or in a file.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	KeyFile       string `protobuf:"bytes,3,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Secrets_Key) Reset() {
+	*x = Secrets_Key{}
+	mi := &file_conf_conf_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Secrets_Key) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Secrets_Key) ProtoMessage() {}
+
+func (x *Secrets_Key) ProtoReflect() protoreflect.Message {
+	mi := &file_conf_conf_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Secrets_Key.ProtoReflect.Descriptor instead.
+func (*Secrets_Key) Descriptor() ([]byte, []int) {
+	return file_conf_conf_proto_rawDescGZIP(), []int{2, 0}
+}
+
+func (x *Secrets_Key) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Secrets_Key) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Secrets_Key) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
 	}
 	return ""
 }
@@ -734,7 +1156,7 @@ type Server_HTTP struct {
 
 func (x *Server_HTTP) Reset() {
 	*x = Server_HTTP{}
-	mi := &file_conf_conf_proto_msgTypes[9]
+	mi := &file_conf_conf_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +1168,7 @@ func (x *Server_HTTP) String() string {
 func (*Server_HTTP) ProtoMessage() {}
 
 func (x *Server_HTTP) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[9]
+	mi := &file_conf_conf_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +1181,7 @@ func (x *Server_HTTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server_HTTP.ProtoReflect.Descriptor instead.
 func (*Server_HTTP) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{3, 0}
+	return file_conf_conf_proto_rawDescGZIP(), []int{8, 0}
 }
 
 func (x *Server_HTTP) GetAddr() string {
@@ -786,7 +1208,7 @@ type Server_GRPC struct {
 
 func (x *Server_GRPC) Reset() {
 	*x = Server_GRPC{}
-	mi := &file_conf_conf_proto_msgTypes[10]
+	mi := &file_conf_conf_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1220,7 @@ func (x *Server_GRPC) String() string {
 func (*Server_GRPC) ProtoMessage() {}
 
 func (x *Server_GRPC) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[10]
+	mi := &file_conf_conf_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1233,7 @@ func (x *Server_GRPC) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Server_GRPC.ProtoReflect.Descriptor instead.
 func (*Server_GRPC) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{3, 1}
+	return file_conf_conf_proto_rawDescGZIP(), []int{8, 1}
 }
 
 func (x *Server_GRPC) GetAddr() string {
@@ -846,7 +1268,7 @@ type Data_Database struct {
 
 func (x *Data_Database) Reset() {
 	*x = Data_Database{}
-	mi := &file_conf_conf_proto_msgTypes[11]
+	mi := &file_conf_conf_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1280,7 @@ func (x *Data_Database) String() string {
 func (*Data_Database) ProtoMessage() {}
 
 func (x *Data_Database) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[11]
+	mi := &file_conf_conf_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1293,7 @@ func (x *Data_Database) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data_Database.ProtoReflect.Descriptor instead.
 func (*Data_Database) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{4, 0}
+	return file_conf_conf_proto_rawDescGZIP(), []int{9, 0}
 }
 
 func (x *Data_Database) GetDriver() string {
@@ -930,7 +1352,7 @@ type Auth_Key struct {
 
 func (x *Auth_Key) Reset() {
 	*x = Auth_Key{}
-	mi := &file_conf_conf_proto_msgTypes[12]
+	mi := &file_conf_conf_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1364,7 @@ func (x *Auth_Key) String() string {
 func (*Auth_Key) ProtoMessage() {}
 
 func (x *Auth_Key) ProtoReflect() protoreflect.Message {
-	mi := &file_conf_conf_proto_msgTypes[12]
+	mi := &file_conf_conf_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1377,7 @@ func (x *Auth_Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth_Key.ProtoReflect.Descriptor instead.
 func (*Auth_Key) Descriptor() ([]byte, []int) {
-	return file_conf_conf_proto_rawDescGZIP(), []int{5, 0}
+	return file_conf_conf_proto_rawDescGZIP(), []int{10, 0}
 }
 
 func (x *Auth_Key) GetKid() string {
@@ -983,7 +1405,7 @@ var File_conf_conf_proto protoreflect.FileDescriptor
 
 const file_conf_conf_proto_rawDesc = "" +
 	"\n" +
-	"\x0fconf/conf.proto\x12\vmpauth.conf\x1a\x1egoogle/protobuf/duration.proto\"\xe3\x02\n" +
+	"\x0fconf/conf.proto\x12\vmpauth.conf\x1a\x1egoogle/protobuf/duration.proto\"\xdf\x04\n" +
 	"\tBootstrap\x12+\n" +
 	"\x06server\x18\x01 \x01(\v2\x13.mpauth.conf.ServerR\x06server\x12%\n" +
 	"\x04data\x18\x02 \x01(\v2\x11.mpauth.conf.DataR\x04data\x12%\n" +
@@ -992,7 +1414,39 @@ const file_conf_conf_proto_rawDesc = "" +
 	"\asandbox\x18\x05 \x01(\v2\x14.mpauth.conf.SandboxR\asandbox\x12\"\n" +
 	"\x03log\x18\x06 \x01(\v2\x10.mpauth.conf.LogR\x03log\x12.\n" +
 	"\bapi_keys\x18\a \x03(\v2\x13.mpauth.conf.APIKeyR\aapiKeys\x121\n" +
-	"\baccounts\x18\b \x01(\v2\x15.mpauth.conf.AccountsR\baccounts\"|\n" +
+	"\baccounts\x18\b \x01(\v2\x15.mpauth.conf.AccountsR\baccounts\x12+\n" +
+	"\x06limits\x18\t \x01(\v2\x13.mpauth.conf.LimitsR\x06limits\x12.\n" +
+	"\asecrets\x18\n" +
+	" \x01(\v2\x14.mpauth.conf.SecretsR\asecrets\x12@\n" +
+	"\robservability\x18\v \x01(\v2\x1a.mpauth.conf.ObservabilityR\robservability\x12(\n" +
+	"\x05redis\x18\f \x01(\v2\x12.mpauth.conf.RedisR\x05redis\x121\n" +
+	"\bupstream\x18\r \x01(\v2\x15.mpauth.conf.UpstreamR\bupstream\"\xe9\x01\n" +
+	"\x06Limits\x124\n" +
+	"\x17login_per_ip_per_minute\x18\x01 \x01(\x05R\x13loginPerIpPerMinute\x12@\n" +
+	"\x1dlogin_per_identity_per_minute\x18\x02 \x01(\x05R\x19loginPerIdentityPerMinute\x12>\n" +
+	"\x1bdisable_overload_protection\x18\x03 \x01(\bR\x19disableOverloadProtection\x12'\n" +
+	"\x0ftrusted_proxies\x18\x04 \x03(\tR\x0etrustedProxies\"\xc9\x01\n" +
+	"\aSecrets\x12\"\n" +
+	"\ractive_key_id\x18\x01 \x01(\tR\vactiveKeyId\x12,\n" +
+	"\x04keys\x18\x02 \x03(\v2\x18.mpauth.conf.Secrets.KeyR\x04keys\x12(\n" +
+	"\x10dev_generate_key\x18\x03 \x01(\bR\x0edevGenerateKey\x1aB\n" +
+	"\x03Key\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x19\n" +
+	"\bkey_file\x18\x03 \x01(\tR\akeyFile\"\x81\x01\n" +
+	"\rObservability\x12#\n" +
+	"\rotlp_endpoint\x18\x01 \x01(\tR\fotlpEndpoint\x12,\n" +
+	"\x12trace_sample_ratio\x18\x02 \x01(\x01R\x10traceSampleRatio\x12\x1d\n" +
+	"\n" +
+	"log_format\x18\x03 \x01(\tR\tlogFormat\"G\n" +
+	"\x05Redis\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x0e\n" +
+	"\x02db\x18\x03 \x01(\x05R\x02db\"p\n" +
+	"\bUpstream\x12\x1f\n" +
+	"\vmax_retries\x18\x01 \x01(\x05R\n" +
+	"maxRetries\x12C\n" +
+	"\x10breaker_open_for\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebreakerOpenFor\"|\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x19\n" +
@@ -1074,48 +1528,61 @@ func file_conf_conf_proto_rawDescGZIP() []byte {
 	return file_conf_conf_proto_rawDescData
 }
 
-var file_conf_conf_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_conf_conf_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_conf_conf_proto_goTypes = []any{
 	(*Bootstrap)(nil),           // 0: mpauth.conf.Bootstrap
-	(*APIKey)(nil),              // 1: mpauth.conf.APIKey
-	(*Accounts)(nil),            // 2: mpauth.conf.Accounts
-	(*Server)(nil),              // 3: mpauth.conf.Server
-	(*Data)(nil),                // 4: mpauth.conf.Data
-	(*Auth)(nil),                // 5: mpauth.conf.Auth
-	(*App)(nil),                 // 6: mpauth.conf.App
-	(*Sandbox)(nil),             // 7: mpauth.conf.Sandbox
-	(*Log)(nil),                 // 8: mpauth.conf.Log
-	(*Server_HTTP)(nil),         // 9: mpauth.conf.Server.HTTP
-	(*Server_GRPC)(nil),         // 10: mpauth.conf.Server.GRPC
-	(*Data_Database)(nil),       // 11: mpauth.conf.Data.Database
-	(*Auth_Key)(nil),            // 12: mpauth.conf.Auth.Key
-	(*durationpb.Duration)(nil), // 13: google.protobuf.Duration
+	(*Limits)(nil),              // 1: mpauth.conf.Limits
+	(*Secrets)(nil),             // 2: mpauth.conf.Secrets
+	(*Observability)(nil),       // 3: mpauth.conf.Observability
+	(*Redis)(nil),               // 4: mpauth.conf.Redis
+	(*Upstream)(nil),            // 5: mpauth.conf.Upstream
+	(*APIKey)(nil),              // 6: mpauth.conf.APIKey
+	(*Accounts)(nil),            // 7: mpauth.conf.Accounts
+	(*Server)(nil),              // 8: mpauth.conf.Server
+	(*Data)(nil),                // 9: mpauth.conf.Data
+	(*Auth)(nil),                // 10: mpauth.conf.Auth
+	(*App)(nil),                 // 11: mpauth.conf.App
+	(*Sandbox)(nil),             // 12: mpauth.conf.Sandbox
+	(*Log)(nil),                 // 13: mpauth.conf.Log
+	(*Secrets_Key)(nil),         // 14: mpauth.conf.Secrets.Key
+	(*Server_HTTP)(nil),         // 15: mpauth.conf.Server.HTTP
+	(*Server_GRPC)(nil),         // 16: mpauth.conf.Server.GRPC
+	(*Data_Database)(nil),       // 17: mpauth.conf.Data.Database
+	(*Auth_Key)(nil),            // 18: mpauth.conf.Auth.Key
+	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
 }
 var file_conf_conf_proto_depIdxs = []int32{
-	3,  // 0: mpauth.conf.Bootstrap.server:type_name -> mpauth.conf.Server
-	4,  // 1: mpauth.conf.Bootstrap.data:type_name -> mpauth.conf.Data
-	5,  // 2: mpauth.conf.Bootstrap.auth:type_name -> mpauth.conf.Auth
-	6,  // 3: mpauth.conf.Bootstrap.apps:type_name -> mpauth.conf.App
-	7,  // 4: mpauth.conf.Bootstrap.sandbox:type_name -> mpauth.conf.Sandbox
-	8,  // 5: mpauth.conf.Bootstrap.log:type_name -> mpauth.conf.Log
-	1,  // 6: mpauth.conf.Bootstrap.api_keys:type_name -> mpauth.conf.APIKey
-	2,  // 7: mpauth.conf.Bootstrap.accounts:type_name -> mpauth.conf.Accounts
-	9,  // 8: mpauth.conf.Server.http:type_name -> mpauth.conf.Server.HTTP
-	10, // 9: mpauth.conf.Server.grpc:type_name -> mpauth.conf.Server.GRPC
-	11, // 10: mpauth.conf.Data.database:type_name -> mpauth.conf.Data.Database
-	13, // 11: mpauth.conf.Auth.access_token_ttl:type_name -> google.protobuf.Duration
-	13, // 12: mpauth.conf.Auth.refresh_token_ttl:type_name -> google.protobuf.Duration
-	12, // 13: mpauth.conf.Auth.keys:type_name -> mpauth.conf.Auth.Key
-	13, // 14: mpauth.conf.App.timeout:type_name -> google.protobuf.Duration
-	13, // 15: mpauth.conf.Sandbox.code_ttl:type_name -> google.protobuf.Duration
-	13, // 16: mpauth.conf.Server.HTTP.timeout:type_name -> google.protobuf.Duration
-	13, // 17: mpauth.conf.Server.GRPC.timeout:type_name -> google.protobuf.Duration
-	13, // 18: mpauth.conf.Data.Database.conn_max_lifetime:type_name -> google.protobuf.Duration
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	8,  // 0: mpauth.conf.Bootstrap.server:type_name -> mpauth.conf.Server
+	9,  // 1: mpauth.conf.Bootstrap.data:type_name -> mpauth.conf.Data
+	10, // 2: mpauth.conf.Bootstrap.auth:type_name -> mpauth.conf.Auth
+	11, // 3: mpauth.conf.Bootstrap.apps:type_name -> mpauth.conf.App
+	12, // 4: mpauth.conf.Bootstrap.sandbox:type_name -> mpauth.conf.Sandbox
+	13, // 5: mpauth.conf.Bootstrap.log:type_name -> mpauth.conf.Log
+	6,  // 6: mpauth.conf.Bootstrap.api_keys:type_name -> mpauth.conf.APIKey
+	7,  // 7: mpauth.conf.Bootstrap.accounts:type_name -> mpauth.conf.Accounts
+	1,  // 8: mpauth.conf.Bootstrap.limits:type_name -> mpauth.conf.Limits
+	2,  // 9: mpauth.conf.Bootstrap.secrets:type_name -> mpauth.conf.Secrets
+	3,  // 10: mpauth.conf.Bootstrap.observability:type_name -> mpauth.conf.Observability
+	4,  // 11: mpauth.conf.Bootstrap.redis:type_name -> mpauth.conf.Redis
+	5,  // 12: mpauth.conf.Bootstrap.upstream:type_name -> mpauth.conf.Upstream
+	14, // 13: mpauth.conf.Secrets.keys:type_name -> mpauth.conf.Secrets.Key
+	19, // 14: mpauth.conf.Upstream.breaker_open_for:type_name -> google.protobuf.Duration
+	15, // 15: mpauth.conf.Server.http:type_name -> mpauth.conf.Server.HTTP
+	16, // 16: mpauth.conf.Server.grpc:type_name -> mpauth.conf.Server.GRPC
+	17, // 17: mpauth.conf.Data.database:type_name -> mpauth.conf.Data.Database
+	19, // 18: mpauth.conf.Auth.access_token_ttl:type_name -> google.protobuf.Duration
+	19, // 19: mpauth.conf.Auth.refresh_token_ttl:type_name -> google.protobuf.Duration
+	18, // 20: mpauth.conf.Auth.keys:type_name -> mpauth.conf.Auth.Key
+	19, // 21: mpauth.conf.App.timeout:type_name -> google.protobuf.Duration
+	19, // 22: mpauth.conf.Sandbox.code_ttl:type_name -> google.protobuf.Duration
+	19, // 23: mpauth.conf.Server.HTTP.timeout:type_name -> google.protobuf.Duration
+	19, // 24: mpauth.conf.Server.GRPC.timeout:type_name -> google.protobuf.Duration
+	19, // 25: mpauth.conf.Data.Database.conn_max_lifetime:type_name -> google.protobuf.Duration
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_conf_conf_proto_init() }
@@ -1129,7 +1596,7 @@ func file_conf_conf_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_conf_conf_proto_rawDesc), len(file_conf_conf_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -222,3 +222,14 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Kind }
+
+// Observer is told about every platform call and circuit-breaker change
+// (metrics). Implementations must be cheap and safe for concurrent use.
+type Observer interface {
+	// PlatformCall reports one call to a platform: op names it ("exchange",
+	// "access_token", "phone", "unionid"), result is "ok" or the failure
+	// (the error kind and the platform's code).
+	PlatformCall(platform, op, result string, d time.Duration)
+	// BreakerState reports a platform's circuit breaker opening or closing.
+	BreakerState(platform string, open bool)
+}

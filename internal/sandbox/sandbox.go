@@ -123,6 +123,10 @@ type SealedUserData struct {
 // platforms lists every faked platform.
 var platforms = []*platform{
 	wechat,
+	baidu,
+	douyin,
+	kuaishou,
+	alipay,
 }
 
 func lookupPlatform(name string) *platform {

@@ -602,7 +602,7 @@ func TestControlAPI_ListsAppsAndFaultsWithoutSecrets(t *testing.T) {
 		name, path string
 		want       []string
 	}{
-		{"index", "/sandbox/", []string{`"platforms":["wechat"]`, `"app_id":"wxaaaaaaaaaaaaaaaa"`, `"union_scope":"open-1"`, `"code_ttl_seconds":300`}},
+		{"index", "/sandbox/", []string{`"wechat"`, `"app_id":"wxaaaaaaaaaaaaaaaa"`, `"union_scope":"open-1"`, `"code_ttl_seconds":300`}},
 		{"apps", "/sandbox/apps", []string{`"app_id":"wxaaaaaaaaaaaaaaaa"`, `"app_id":"wxdddddddddddddddd"`, `"faked":true`}},
 		{"faults", "/sandbox/faults", []string{
 			`{"platform":"wechat","app_id":"wxaaaaaaaaaaaaaaaa","user":"alice","error":"busy","count":2}`,

@@ -71,6 +71,11 @@ const (
 	ErrorReason_FAILED_PRECONDITION ErrorReason = 19
 	// The API key is missing, unknown or lacks the scope this API needs.
 	ErrorReason_PERMISSION_DENIED ErrorReason = 20
+	// Too many requests from this client or for this account: retry after
+	// the Retry-After header's seconds.
+	ErrorReason_RATE_LIMITED ErrorReason = 21
+	// The server is shedding load: retry with backoff.
+	ErrorReason_OVERLOADED ErrorReason = 22
 )
 
 // Enum value maps for ErrorReason.
@@ -97,6 +102,8 @@ var (
 		18: "NOT_FOUND",
 		19: "FAILED_PRECONDITION",
 		20: "PERMISSION_DENIED",
+		21: "RATE_LIMITED",
+		22: "OVERLOADED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -120,6 +127,8 @@ var (
 		"NOT_FOUND":                18,
 		"FAILED_PRECONDITION":      19,
 		"PERMISSION_DENIED":        20,
+		"RATE_LIMITED":             21,
+		"OVERLOADED":               22,
 	}
 )
 
@@ -154,7 +163,7 @@ var File_mpauth_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_mpauth_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmpauth/v1/error_reason.proto\x12\tmpauth.v1\x1a\x13errors/errors.proto*\xdb\x04\n" +
+	"\x1cmpauth/v1/error_reason.proto\x12\tmpauth.v1\x1a\x13errors/errors.proto*\x89\x05\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x1a\x04\xa8E\x90\x03\x12\x15\n" +
@@ -177,7 +186,10 @@ const file_mpauth_v1_error_reason_proto_rawDesc = "" +
 	"\x11IDENTITY_CONFLICT\x10\x11\x1a\x04\xa8E\x99\x03\x12\x13\n" +
 	"\tNOT_FOUND\x10\x12\x1a\x04\xa8E\x94\x03\x12\x1d\n" +
 	"\x13FAILED_PRECONDITION\x10\x13\x1a\x04\xa8E\x90\x03\x12\x1b\n" +
-	"\x11PERMISSION_DENIED\x10\x14\x1a\x04\xa8E\x93\x03\x1a\x04\xa0E\xf4\x03B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
+	"\x11PERMISSION_DENIED\x10\x14\x1a\x04\xa8E\x93\x03\x12\x16\n" +
+	"\fRATE_LIMITED\x10\x15\x1a\x04\xa8E\xad\x03\x12\x14\n" +
+	"\n" +
+	"OVERLOADED\x10\x16\x1a\x04\xa8E\xf7\x03\x1a\x04\xa0E\xf4\x03B+Z)github.com/mpauth/mpauth/api/mpauth/v1;v1b\x06proto3"
 
 var (
 	file_mpauth_v1_error_reason_proto_rawDescOnce sync.Once

@@ -270,3 +270,30 @@ func IsPermissionDenied(err error) bool {
 func ErrorPermissionDenied(format string, args ...interface{}) *errors.Error {
 	return errors.New(403, ErrorReason_PERMISSION_DENIED.String(), fmt.Sprintf(format, args...))
 }
+
+// Too many requests from this client or for this account: retry after
+// the Retry-After header's seconds.
+func IsRateLimited(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_RATE_LIMITED.String() && e.Code == 429
+}
+
+func ErrorRateLimited(format string, args ...interface{}) *errors.Error {
+	return errors.New(429, ErrorReason_RATE_LIMITED.String(), fmt.Sprintf(format, args...))
+}
+
+// The server is shedding load: retry with backoff.
+func IsOverloaded(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := errors.FromError(err)
+	return e.Reason == ErrorReason_OVERLOADED.String() && e.Code == 503
+}
+
+func ErrorOverloaded(format string, args ...interface{}) *errors.Error {
+	return errors.New(503, ErrorReason_OVERLOADED.String(), fmt.Sprintf(format, args...))
+}

@@ -9,6 +9,9 @@ import (
 
 	"github.com/mpauth/mpauth/internal/conf"
 	"github.com/mpauth/mpauth/internal/provider"
+	"github.com/mpauth/mpauth/internal/provider/alipay"
+	"github.com/mpauth/mpauth/internal/provider/baidu"
+	"github.com/mpauth/mpauth/internal/provider/douyin"
 	"github.com/mpauth/mpauth/internal/provider/kuaishou"
 	"github.com/mpauth/mpauth/internal/provider/wechat"
 )
@@ -17,6 +20,9 @@ import (
 var Factories = map[string]provider.Factory{
 	provider.WeChat:   wechat.New,
 	provider.Kuaishou: kuaishou.New,
+	provider.Douyin:   douyin.New,
+	provider.Alipay:   alipay.New,
+	provider.Baidu:    baidu.New,
 }
 
 // Apps converts the configured apps, reading secret files.

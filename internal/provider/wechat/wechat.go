@@ -63,12 +63,13 @@ type Session struct {
 
 type wechat struct {
 	app    provider.App
+	env    provider.Env // Tokens: the access-token broker (PhoneNumber)
 	client *http.Client
 	url    *url.URL // scheme://host[:port]/sns/jscode2session, no query
 }
 
 // New returns the provider of one WeChat mini-program.
-func New(app provider.App, _ provider.Env) (provider.Provider, error) {
+func New(app provider.App, env provider.Env) (provider.Provider, error) {
 	if app.AppID == "" {
 		return nil, errors.New("app_id: required (the mini-program AppID, wx...)")
 	}
@@ -86,7 +87,7 @@ func New(app provider.App, _ provider.Env) (provider.Provider, error) {
 	if err != nil {
 		return nil, errors.New("endpoint: invalid URL")
 	}
-	return &wechat{app: app, client: provider.NewHTTPClient(app.Timeout), url: u}, nil
+	return &wechat{app: app, env: env, client: provider.NewHTTPClient(app.Timeout), url: u}, nil
 }
 
 // Exchange calls code2Session with code and returns who it belongs to.
