@@ -8,10 +8,10 @@ import (
 // Session is one login: the `sid` of its access tokens and the family of its
 // rotating refresh tokens.
 type Session struct {
-	ID        string
-	UserID    string
-	Platform  string
-	AppID     string
+	ID           string
+	UserID       string
+	Platform     string
+	AppID        string
 	CreatedAt    time.Time
 	RevokedAt    *time.Time
 	RevokeReason string

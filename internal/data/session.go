@@ -93,10 +93,10 @@ func (r *sessionRepo) Revoke(ctx context.Context, id, reason string, at time.Tim
 
 func toSession(s *ent.Session) *biz.Session {
 	return &biz.Session{
-		ID:        s.ID,
-		UserID:    s.UserID,
-		Platform:  s.Platform,
-		AppID:     s.AppID,
+		ID:           s.ID,
+		UserID:       s.UserID,
+		Platform:     s.Platform,
+		AppID:        s.AppID,
 		CreatedAt:    s.CreatedAt,
 		RevokedAt:    s.RevokedAt,
 		RevokeReason: s.RevokeReason,
