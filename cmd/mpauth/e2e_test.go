@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -67,15 +68,21 @@ func TestHTTPWalkthrough(t *testing.T) {
 				t.Fatalf("login through app B = %v, want user %s", again, userID)
 			}
 
-			// The code is single use: CODE_USED, not a second login.
-			status, _, e := in.call(t, "POST", "/v1/auth/login", "", map[string]string{"platform": "wechat", "app_id": appA, "code": code})
-			assertError(t, status, e, 400, "CODE_USED")
+			// A client retrying the same code gets the same login (same user,
+			// same session), not the platform's "code been used".
+			status, _, retried := in.call(t, "POST", "/v1/auth/login", "", map[string]string{"platform": "wechat", "app_id": appA, "code": code})
+			if status != 200 || retried["user_id"] != userID || retried["is_new_user"] != true || retried["refresh_token"] == refresh {
+				t.Fatalf("retried code: %d %v", status, retried)
+			}
+			if sidOf(t, retried["access_token"].(string)) != sidOf(t, access) {
+				t.Fatalf("retried code opened another session")
+			}
 
 			status, hdr, rotated := in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
 			if status != 200 || rotated["user_id"] != userID || rotated["refresh_token"] == refresh || hdr.Get("Cache-Control") != "no-store" {
 				t.Fatalf("refresh: %d %v", status, rotated)
 			}
-			status, _, e = in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+			status, _, e := in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
 			assertError(t, status, e, 401, "REFRESH_TOKEN_INVALID")
 
 			newAccess := rotated["access_token"].(string)
@@ -89,8 +96,28 @@ func TestHTTPWalkthrough(t *testing.T) {
 			assertError(t, status, e, 401, "UNAUTHENTICATED")
 			status, _, e = in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": rotated["refresh_token"].(string)})
 			assertError(t, status, e, 401, "REFRESH_TOKEN_INVALID")
+			// Once its session has ended, the code is simply used.
+			status, _, e = in.call(t, "POST", "/v1/auth/login", "", map[string]string{"platform": "wechat", "app_id": appA, "code": code})
+			assertError(t, status, e, 400, "CODE_USED")
 		})
 	}
+}
+
+// sidOf reads the sid claim of an access token (without verifying it).
+func sidOf(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		SID string `json:"sid"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.SID
 }
 
 // TestAccessTokenVerifiesAgainstServedJWKS verifies a token the way a backend

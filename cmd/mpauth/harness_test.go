@@ -141,7 +141,9 @@ func start(t *testing.T, bc *conf.Bootstrap) *instance {
 		t.Fatalf("mpauth did not start: endpoints %v", app.Endpoint())
 	}
 	waitReady(t, in.httpURL+"/.well-known/jwks.json")
-	in.sandbox = sandboxURL(t, in)
+	if bc.Sandbox.GetEnabled() {
+		in.sandbox = sandboxURL(t, in)
+	}
 	return in
 }
 

@@ -41,6 +41,7 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 	accountRepo := data.NewAccountRepo(dataData)
 	sessionRepo := data.NewSessionRepo(dataData)
 	auditRepo := data.NewAuditRepo(dataData)
+	codeExchangeRepo := data.NewCodeExchangeRepo(dataData)
 	manager, err := newTokenManager(bootstrap, logger)
 	if err != nil {
 		cleanup()
@@ -49,7 +50,7 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 	unifier := biz.NewUnifier(accountRepo, sessionRepo, auditRepo)
 	loginLimiter := newLoginLimiter(bootstrap)
 	authConfig := newAuthConfig(bootstrap)
-	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, manager, unifier, loginLimiter, authConfig, logger)
+	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, codeExchangeRepo, manager, unifier, loginLimiter, authConfig, logger)
 	apiKeys, err := newAPIKeys(bootstrap)
 	if err != nil {
 		cleanup()

@@ -79,6 +79,10 @@ type LoginUpdate struct {
 type AccountRepo interface {
 	CreateUser(ctx context.Context, id string) (*User, error)
 	GetUser(ctx context.Context, id string) (*User, error)
+	// LockUser reads a user and locks its row until the transaction ends
+	// (MySQL: SELECT ... FOR UPDATE), so a concurrent merge of that user
+	// either finishes first or waits for us.
+	LockUser(ctx context.Context, id string) (*User, error)
 	// FindIdentity looks an identity up by its natural key; ErrNotFound if none.
 	FindIdentity(ctx context.Context, platform, appID, openID string) (*Identity, error)
 	// CreateIdentity fails with ErrConcurrentUpdate when the natural key exists.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	kerrors "github.com/go-kratos/kratos/v2/errors"
 	"github.com/go-kratos/kratos/v2/log"
+	"golang.org/x/sync/singleflight"
 
 	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
 	"github.com/mpauth/mpauth/internal/provider"
@@ -39,9 +41,12 @@ type AuthConfig struct {
 // as theft and revokes the session (RFC 9700 §4.14).
 const refreshReuseGrace = 5 * time.Second
 
+// sharedLoginTimeout bounds a login shared by concurrent duplicates.
+const sharedLoginTimeout = 30 * time.Second
+
 // maxTxAttempts bounds retries of a transaction that lost a race on a unique
 // key or a lock to a concurrent login of the same person.
-const maxTxAttempts = 8
+const maxTxAttempts = 12
 
 // LoginLimiter throttles logins per platform identity, once the platform has
 // said whom a code belongs to.
@@ -69,19 +74,26 @@ type AuthUsecase struct {
 	tokens   *token.Manager
 	unifier  *Unifier
 	limiter  LoginLimiter
+	codes    CodeExchangeRepo
 	cfg      AuthConfig
 	now      func() time.Time
 	log      *log.Helper
+
+	// holder names this instance in code-exchange claims.
+	holder    string
+	flight    singleflight.Group
+	purgeTick atomic.Uint64
 }
 
 // NewAuthUsecase returns an AuthUsecase.
-func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, tokens *token.Manager, unifier *Unifier, limiter LoginLimiter, cfg AuthConfig, logger log.Logger) *AuthUsecase {
+func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRepo, sessions SessionRepo, audit AuditRepo, codes CodeExchangeRepo, tokens *token.Manager, unifier *Unifier, limiter LoginLimiter, cfg AuthConfig, logger log.Logger) *AuthUsecase {
 	if cfg.UnionMerge == "" {
 		cfg.UnionMerge = UnionMergeAuto
 	}
 	return &AuthUsecase{
-		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, tokens: tokens, unifier: unifier, limiter: limiter, cfg: cfg,
-		now: time.Now,
+		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, codes: codes, tokens: tokens, unifier: unifier, limiter: limiter, cfg: cfg,
+		now:    time.Now,
+		holder: randomID("i_"),
 		log: log.NewHelper(log.With(logger, "module", "biz/auth")),
 	}
 }
@@ -101,34 +113,19 @@ func (uc *AuthUsecase) Login(ctx context.Context, platform, appID string, cred p
 	case cred.Code == "" && cred.AnonymousCode == "":
 		return nil, v1.ErrorInvalidArgument("code is required: send the code from the platform's login API").WithMetadata(map[string]string{"field": "code"})
 	}
-	id, err := p.Exchange(ctx, cred)
-	if err != nil {
-		return nil, uc.platformError(ctx, app, err)
-	}
-	if ok, after := uc.limiter.AllowIdentity(ctx, app.Platform, app.AppID, id.OpenID+id.AnonymousOpenID); !ok {
-		return nil, RateLimited("too many logins for this account", after)
-	}
-	now := uc.now()
-	refresh := newRefreshToken()
-	var (
-		sess  *Session
-		isNew bool
-	)
-	err = uc.inTx(ctx, func(ctx context.Context) error {
-		userID, created, err := uc.resolveUser(ctx, app, id, now)
-		if err != nil {
-			return err
-		}
-		sess = &Session{ID: NewSessionID(), UserID: userID, Platform: app.Platform, AppID: app.AppID, CreatedAt: now}
-		isNew = created
-		return uc.sessions.Create(ctx, sess, RefreshToken{
-			Hash: HashRefreshToken(refresh), SessionID: sess.ID, ExpiresAt: now.Add(uc.cfg.RefreshTokenTTL),
-		})
+	// Concurrent duplicates in this instance share one exchange; across
+	// instances the shared code record does the same (loginOnce). The
+	// shared work must not die with the first caller's connection.
+	key := codeHash(app.Platform, app.AppID, cred)
+	v, err, _ := uc.flight.Do(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedLoginTimeout)
+		defer cancel()
+		return uc.loginOnce(ctx, app, p, cred)
 	})
 	if err != nil {
-		return nil, storageError(ctx, uc.log, "record login", err)
+		return nil, err
 	}
-	return uc.issue(sess, refresh, isNew)
+	return v.(*TokenPair), nil
 }
 
 // guestOpenID is how a Douyin guest (anonymous_openid) is stored as an
@@ -150,7 +147,10 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 	ident, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, openID)
 	switch {
 	case err == nil:
-		userID := ident.UserID
+		userID, err := uc.lockCanonical(ctx, ident.UserID)
+		if err != nil {
+			return "", false, err
+		}
 		if unionID != "" {
 			if userID, err = uc.claimUnion(ctx, app, unionID, userID); err != nil {
 				return "", false, err
@@ -190,7 +190,13 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 			return "", false, err
 		}
 	}
-	if userID == "" {
+	if userID != "" {
+		// Found through a guest or a unionid: make sure it is not being
+		// merged away under us.
+		if userID, err = uc.lockCanonical(ctx, userID); err != nil {
+			return "", false, err
+		}
+	} else {
 		u, err := uc.accounts.CreateUser(ctx, NewUserID())
 		if err != nil {
 			return "", false, err
@@ -213,6 +219,19 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 		UnionScope: scope, UnionID: unionID, SessionKey: id.SessionKey, LastLoginAt: now,
 	})
 	return userID, created, err
+}
+
+// lockCanonical locks a user's row and follows merge aliases (locking each),
+// returning the user a login must attach to. Locking orders this login with
+// any merge of the same user: the merge either committed first (we follow
+// merged_into) or waits until our login is committed (and then moves what
+// we attached).
+func (uc *AuthUsecase) lockCanonical(ctx context.Context, id string) (string, error) {
+	u, err := uc.unifier.LockResolve(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return u.ID, nil
 }
 
 // claimUnion records a late-arriving unionid of an existing user and returns
@@ -426,7 +445,7 @@ func retryTx(ctx context.Context, tx Transaction, fn func(ctx context.Context) e
 		if err = tx.InTx(ctx, fn); !errors.Is(err, ErrConcurrentUpdate) {
 			return err
 		}
-		backoff := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		backoff := time.Duration(attempt) * time.Duration(1+rand.IntN(10)) * time.Millisecond
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -56,6 +56,9 @@ type SessionRepo interface {
 	// request rotated it first.
 	Rotate(ctx context.Context, hash string, at time.Time, next RefreshToken) (bool, error)
 	Revoke(ctx context.Context, id, reason string, at time.Time) error
+	// AddRefreshToken adds a refresh token to a session without rotating
+	// the others (a replayed login code).
+	AddRefreshToken(ctx context.Context, t RefreshToken) error
 	// RevokeUser revokes every active session of a user and returns their ids.
 	RevokeUser(ctx context.Context, userID, reason string, at time.Time) ([]string, error)
 	ListByUser(ctx context.Context, userID string) ([]*Session, error)

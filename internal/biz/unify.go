@@ -50,6 +50,21 @@ func (u *Unifier) Resolve(ctx context.Context, id string) (*User, error) {
 	return cur, err
 }
 
+// LockResolve follows merge aliases like Resolve, locking each user row
+// until the transaction ends. A login and a merge of the same user thereby
+// serialize: whichever locks the user first finishes before the other
+// reads who owns what.
+func (u *Unifier) LockResolve(ctx context.Context, id string) (*User, error) {
+	for i := 0; i < maxAliasChain; i++ {
+		cur, err := u.accounts.LockUser(ctx, id)
+		if err != nil || cur.MergedInto == "" {
+			return cur, err
+		}
+		id = cur.MergedInto
+	}
+	return nil, fmt.Errorf("alias chain of %s is longer than %d: %w", id, maxAliasChain, ErrStorageUnavailable)
+}
+
 // MergeOptions says who merges and why.
 type MergeOptions struct {
 	Actor  string
@@ -66,11 +81,13 @@ var ErrSameUser = v1.ErrorInvalidArgument("source_user_id: the two users are alr
 // and profile fields it lacks, source's sessions end, and source becomes an
 // alias of target. It returns the surviving user.
 func (u *Unifier) Merge(ctx context.Context, targetID, sourceID string, opt MergeOptions) (*User, error) {
-	target, err := u.Resolve(ctx, targetID)
+	// Lock both users first: logins attaching to either wait for the merge
+	// (and then follow the alias), or finish before it reads what to move.
+	target, err := u.LockResolve(ctx, targetID)
 	if err != nil {
 		return nil, err
 	}
-	source, err := u.Resolve(ctx, sourceID)
+	source, err := u.LockResolve(ctx, sourceID)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/mpauth/mpauth/internal/data/ent"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
 	"github.com/mpauth/mpauth/internal/data/ent/unionaccount"
+	"github.com/mpauth/mpauth/internal/data/ent/user"
 )
 
 type accountRepo struct{ d *Data }
@@ -25,6 +26,18 @@ func (r *accountRepo) CreateUser(ctx context.Context, id string) (*biz.User, err
 
 func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error) {
 	u, err := r.d.client(ctx).User.Get(ctx, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return toUser(u), nil
+}
+
+func (r *accountRepo) LockUser(ctx context.Context, id string) (*biz.User, error) {
+	q := r.d.client(ctx).User.Query().Where(user.ID(id))
+	if r.d.inTx(ctx) && r.d.driver == "mysql" {
+		q = q.ForUpdate()
+	}
+	u, err := q.Only(ctx)
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 // ProviderSet is data providers.
-var ProviderSet = wire.NewSet(NewData, NewTransaction, NewAccountRepo, NewSessionRepo, NewAuditRepo, NewPlatformTokenRepo)
+var ProviderSet = wire.NewSet(NewData, NewTransaction, NewAccountRepo, NewSessionRepo, NewAuditRepo, NewPlatformTokenRepo, NewCodeExchangeRepo)
 
 // Data holds the database client shared by the repositories.
 type Data struct {

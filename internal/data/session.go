@@ -105,15 +105,19 @@ func toSession(s *ent.Session) *biz.Session {
 
 func (r *sessionRepo) RevokeUser(ctx context.Context, userID, reason string, at time.Time) ([]string, error) {
 	c := r.d.client(ctx)
-	ids, err := c.Session.Query().Where(session.UserID(userID), session.RevokedAtIsNil()).IDs(ctx)
-	if err != nil || len(ids) == 0 {
-		return ids, mapErr(err)
-	}
-	err = c.Session.Update().
-		Where(session.IDIn(ids...), session.RevokedAtIsNil()).
+	// Update first: an UPDATE sees (and locks) sessions committed by
+	// concurrent logins, where a snapshot read in this transaction might not.
+	n, err := c.Session.Update().
+		Where(session.UserID(userID), session.RevokedAtIsNil()).
 		SetRevokedAt(at).
 		SetRevokeReason(reason).
-		Exec(ctx)
+		Save(ctx)
+	if err != nil || n == 0 {
+		return nil, mapErr(err)
+	}
+	ids, err := c.Session.Query().
+		Where(session.UserID(userID), session.RevokedAt(at), session.RevokeReason(reason)).
+		IDs(ctx)
 	return ids, mapErr(err)
 }
 
@@ -131,4 +135,8 @@ func (r *sessionRepo) ListByUser(ctx context.Context, userID string) ([]*biz.Ses
 		out[i] = toSession(s)
 	}
 	return out, nil
+}
+
+func (r *sessionRepo) AddRefreshToken(ctx context.Context, t biz.RefreshToken) error {
+	return r.createToken(ctx, r.d.client(ctx), t)
 }

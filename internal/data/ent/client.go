@@ -16,6 +16,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
+	"github.com/mpauth/mpauth/internal/data/ent/codeexchange"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
 	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
@@ -33,6 +34,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// CodeExchange is the client for interacting with the CodeExchange builders.
+	CodeExchange *CodeExchangeClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
 	// PlatformToken is the client for interacting with the PlatformToken builders.
@@ -57,6 +60,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.AuditEvent = NewAuditEventClient(c.config)
+	c.CodeExchange = NewCodeExchangeClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.PlatformToken = NewPlatformTokenClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
@@ -156,6 +160,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:           ctx,
 		config:        cfg,
 		AuditEvent:    NewAuditEventClient(cfg),
+		CodeExchange:  NewCodeExchangeClient(cfg),
 		Identity:      NewIdentityClient(cfg),
 		PlatformToken: NewPlatformTokenClient(cfg),
 		RefreshToken:  NewRefreshTokenClient(cfg),
@@ -182,6 +187,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:           ctx,
 		config:        cfg,
 		AuditEvent:    NewAuditEventClient(cfg),
+		CodeExchange:  NewCodeExchangeClient(cfg),
 		Identity:      NewIdentityClient(cfg),
 		PlatformToken: NewPlatformTokenClient(cfg),
 		RefreshToken:  NewRefreshTokenClient(cfg),
@@ -217,8 +223,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuditEvent, c.Identity, c.PlatformToken, c.RefreshToken, c.Session,
-		c.UnionAccount, c.User,
+		c.AuditEvent, c.CodeExchange, c.Identity, c.PlatformToken, c.RefreshToken,
+		c.Session, c.UnionAccount, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -228,8 +234,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuditEvent, c.Identity, c.PlatformToken, c.RefreshToken, c.Session,
-		c.UnionAccount, c.User,
+		c.AuditEvent, c.CodeExchange, c.Identity, c.PlatformToken, c.RefreshToken,
+		c.Session, c.UnionAccount, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -240,6 +246,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
+	case *CodeExchangeMutation:
+		return c.CodeExchange.mutate(ctx, m)
 	case *IdentityMutation:
 		return c.Identity.mutate(ctx, m)
 	case *PlatformTokenMutation:
@@ -387,6 +395,139 @@ func (c *AuditEventClient) mutate(ctx context.Context, m *AuditEventMutation) (V
 		return (&AuditEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEvent mutation op: %q", m.Op())
+	}
+}
+
+// CodeExchangeClient is a client for the CodeExchange schema.
+type CodeExchangeClient struct {
+	config
+}
+
+// NewCodeExchangeClient returns a client for the CodeExchange from the given config.
+func NewCodeExchangeClient(c config) *CodeExchangeClient {
+	return &CodeExchangeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `codeexchange.Hooks(f(g(h())))`.
+func (c *CodeExchangeClient) Use(hooks ...Hook) {
+	c.hooks.CodeExchange = append(c.hooks.CodeExchange, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `codeexchange.Intercept(f(g(h())))`.
+func (c *CodeExchangeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.CodeExchange = append(c.inters.CodeExchange, interceptors...)
+}
+
+// Create returns a builder for creating a CodeExchange entity.
+func (c *CodeExchangeClient) Create() *CodeExchangeCreate {
+	mutation := newCodeExchangeMutation(c.config, OpCreate)
+	return &CodeExchangeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of CodeExchange entities.
+func (c *CodeExchangeClient) CreateBulk(builders ...*CodeExchangeCreate) *CodeExchangeCreateBulk {
+	return &CodeExchangeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CodeExchangeClient) MapCreateBulk(slice any, setFunc func(*CodeExchangeCreate, int)) *CodeExchangeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CodeExchangeCreateBulk{err: fmt.Errorf("calling to CodeExchangeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CodeExchangeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CodeExchangeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for CodeExchange.
+func (c *CodeExchangeClient) Update() *CodeExchangeUpdate {
+	mutation := newCodeExchangeMutation(c.config, OpUpdate)
+	return &CodeExchangeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CodeExchangeClient) UpdateOne(_m *CodeExchange) *CodeExchangeUpdateOne {
+	mutation := newCodeExchangeMutation(c.config, OpUpdateOne, withCodeExchange(_m))
+	return &CodeExchangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CodeExchangeClient) UpdateOneID(id int) *CodeExchangeUpdateOne {
+	mutation := newCodeExchangeMutation(c.config, OpUpdateOne, withCodeExchangeID(id))
+	return &CodeExchangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for CodeExchange.
+func (c *CodeExchangeClient) Delete() *CodeExchangeDelete {
+	mutation := newCodeExchangeMutation(c.config, OpDelete)
+	return &CodeExchangeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CodeExchangeClient) DeleteOne(_m *CodeExchange) *CodeExchangeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CodeExchangeClient) DeleteOneID(id int) *CodeExchangeDeleteOne {
+	builder := c.Delete().Where(codeexchange.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CodeExchangeDeleteOne{builder}
+}
+
+// Query returns a query builder for CodeExchange.
+func (c *CodeExchangeClient) Query() *CodeExchangeQuery {
+	return &CodeExchangeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCodeExchange},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a CodeExchange entity by its id.
+func (c *CodeExchangeClient) Get(ctx context.Context, id int) (*CodeExchange, error) {
+	return c.Query().Where(codeexchange.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CodeExchangeClient) GetX(ctx context.Context, id int) *CodeExchange {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CodeExchangeClient) Hooks() []Hook {
+	return c.hooks.CodeExchange
+}
+
+// Interceptors returns the client interceptors.
+func (c *CodeExchangeClient) Interceptors() []Interceptor {
+	return c.inters.CodeExchange
+}
+
+func (c *CodeExchangeClient) mutate(ctx context.Context, m *CodeExchangeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CodeExchangeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CodeExchangeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CodeExchangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CodeExchangeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown CodeExchange mutation op: %q", m.Op())
 	}
 }
 
@@ -1319,12 +1460,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuditEvent, Identity, PlatformToken, RefreshToken, Session, UnionAccount,
-		User []ent.Hook
+		AuditEvent, CodeExchange, Identity, PlatformToken, RefreshToken, Session,
+		UnionAccount, User []ent.Hook
 	}
 	inters struct {
-		AuditEvent, Identity, PlatformToken, RefreshToken, Session, UnionAccount,
-		User []ent.Interceptor
+		AuditEvent, CodeExchange, Identity, PlatformToken, RefreshToken, Session,
+		UnionAccount, User []ent.Interceptor
 	}
 )
 

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
+	"github.com/mpauth/mpauth/internal/data/ent/codeexchange"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
 	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
@@ -80,6 +81,7 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			auditevent.Table:    auditevent.ValidColumn,
+			codeexchange.Table:  codeexchange.ValidColumn,
 			identity.Table:      identity.ValidColumn,
 			platformtoken.Table: platformtoken.ValidColumn,
 			refreshtoken.Table:  refreshtoken.ValidColumn,

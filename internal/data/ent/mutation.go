@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
+	"github.com/mpauth/mpauth/internal/data/ent/codeexchange"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
 	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/predicate"
@@ -31,6 +32,7 @@ const (
 
 	// Node types.
 	TypeAuditEvent    = "AuditEvent"
+	TypeCodeExchange  = "CodeExchange"
 	TypeIdentity      = "Identity"
 	TypePlatformToken = "PlatformToken"
 	TypeRefreshToken  = "RefreshToken"
@@ -655,6 +657,710 @@ func (m *AuditEventMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AuditEventMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditEvent edge %s", name)
+}
+
+// CodeExchangeMutation represents an operation that mutates the CodeExchange nodes in the graph.
+type CodeExchangeMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	code_hash     *string
+	state         *codeexchange.State
+	holder        *string
+	lease_until   *time.Time
+	session_id    *string
+	user_id       *string
+	is_new_user   *bool
+	expires_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*CodeExchange, error)
+	predicates    []predicate.CodeExchange
+}
+
+var _ ent.Mutation = (*CodeExchangeMutation)(nil)
+
+// codeexchangeOption allows management of the mutation configuration using functional options.
+type codeexchangeOption func(*CodeExchangeMutation)
+
+// newCodeExchangeMutation creates new mutation for the CodeExchange entity.
+func newCodeExchangeMutation(c config, op Op, opts ...codeexchangeOption) *CodeExchangeMutation {
+	m := &CodeExchangeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCodeExchange,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCodeExchangeID sets the ID field of the mutation.
+func withCodeExchangeID(id int) codeexchangeOption {
+	return func(m *CodeExchangeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *CodeExchange
+		)
+		m.oldValue = func(ctx context.Context) (*CodeExchange, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().CodeExchange.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCodeExchange sets the old CodeExchange of the mutation.
+func withCodeExchange(node *CodeExchange) codeexchangeOption {
+	return func(m *CodeExchangeMutation) {
+		m.oldValue = func(context.Context) (*CodeExchange, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CodeExchangeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CodeExchangeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CodeExchangeMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CodeExchangeMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().CodeExchange.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCodeHash sets the "code_hash" field.
+func (m *CodeExchangeMutation) SetCodeHash(s string) {
+	m.code_hash = &s
+}
+
+// CodeHash returns the value of the "code_hash" field in the mutation.
+func (m *CodeExchangeMutation) CodeHash() (r string, exists bool) {
+	v := m.code_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCodeHash returns the old "code_hash" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldCodeHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCodeHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCodeHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCodeHash: %w", err)
+	}
+	return oldValue.CodeHash, nil
+}
+
+// ResetCodeHash resets all changes to the "code_hash" field.
+func (m *CodeExchangeMutation) ResetCodeHash() {
+	m.code_hash = nil
+}
+
+// SetState sets the "state" field.
+func (m *CodeExchangeMutation) SetState(c codeexchange.State) {
+	m.state = &c
+}
+
+// State returns the value of the "state" field in the mutation.
+func (m *CodeExchangeMutation) State() (r codeexchange.State, exists bool) {
+	v := m.state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldState returns the old "state" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldState(ctx context.Context) (v codeexchange.State, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldState: %w", err)
+	}
+	return oldValue.State, nil
+}
+
+// ResetState resets all changes to the "state" field.
+func (m *CodeExchangeMutation) ResetState() {
+	m.state = nil
+}
+
+// SetHolder sets the "holder" field.
+func (m *CodeExchangeMutation) SetHolder(s string) {
+	m.holder = &s
+}
+
+// Holder returns the value of the "holder" field in the mutation.
+func (m *CodeExchangeMutation) Holder() (r string, exists bool) {
+	v := m.holder
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHolder returns the old "holder" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldHolder(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHolder is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHolder requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHolder: %w", err)
+	}
+	return oldValue.Holder, nil
+}
+
+// ResetHolder resets all changes to the "holder" field.
+func (m *CodeExchangeMutation) ResetHolder() {
+	m.holder = nil
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (m *CodeExchangeMutation) SetLeaseUntil(t time.Time) {
+	m.lease_until = &t
+}
+
+// LeaseUntil returns the value of the "lease_until" field in the mutation.
+func (m *CodeExchangeMutation) LeaseUntil() (r time.Time, exists bool) {
+	v := m.lease_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLeaseUntil returns the old "lease_until" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldLeaseUntil(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLeaseUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLeaseUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLeaseUntil: %w", err)
+	}
+	return oldValue.LeaseUntil, nil
+}
+
+// ResetLeaseUntil resets all changes to the "lease_until" field.
+func (m *CodeExchangeMutation) ResetLeaseUntil() {
+	m.lease_until = nil
+}
+
+// SetSessionID sets the "session_id" field.
+func (m *CodeExchangeMutation) SetSessionID(s string) {
+	m.session_id = &s
+}
+
+// SessionID returns the value of the "session_id" field in the mutation.
+func (m *CodeExchangeMutation) SessionID() (r string, exists bool) {
+	v := m.session_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionID returns the old "session_id" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldSessionID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionID: %w", err)
+	}
+	return oldValue.SessionID, nil
+}
+
+// ResetSessionID resets all changes to the "session_id" field.
+func (m *CodeExchangeMutation) ResetSessionID() {
+	m.session_id = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *CodeExchangeMutation) SetUserID(s string) {
+	m.user_id = &s
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *CodeExchangeMutation) UserID() (r string, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldUserID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *CodeExchangeMutation) ResetUserID() {
+	m.user_id = nil
+}
+
+// SetIsNewUser sets the "is_new_user" field.
+func (m *CodeExchangeMutation) SetIsNewUser(b bool) {
+	m.is_new_user = &b
+}
+
+// IsNewUser returns the value of the "is_new_user" field in the mutation.
+func (m *CodeExchangeMutation) IsNewUser() (r bool, exists bool) {
+	v := m.is_new_user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIsNewUser returns the old "is_new_user" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldIsNewUser(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIsNewUser is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIsNewUser requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIsNewUser: %w", err)
+	}
+	return oldValue.IsNewUser, nil
+}
+
+// ResetIsNewUser resets all changes to the "is_new_user" field.
+func (m *CodeExchangeMutation) ResetIsNewUser() {
+	m.is_new_user = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *CodeExchangeMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *CodeExchangeMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the CodeExchange entity.
+// If the CodeExchange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CodeExchangeMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *CodeExchangeMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// Where appends a list predicates to the CodeExchangeMutation builder.
+func (m *CodeExchangeMutation) Where(ps ...predicate.CodeExchange) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CodeExchangeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CodeExchangeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.CodeExchange, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CodeExchangeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CodeExchangeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (CodeExchange).
+func (m *CodeExchangeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CodeExchangeMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.code_hash != nil {
+		fields = append(fields, codeexchange.FieldCodeHash)
+	}
+	if m.state != nil {
+		fields = append(fields, codeexchange.FieldState)
+	}
+	if m.holder != nil {
+		fields = append(fields, codeexchange.FieldHolder)
+	}
+	if m.lease_until != nil {
+		fields = append(fields, codeexchange.FieldLeaseUntil)
+	}
+	if m.session_id != nil {
+		fields = append(fields, codeexchange.FieldSessionID)
+	}
+	if m.user_id != nil {
+		fields = append(fields, codeexchange.FieldUserID)
+	}
+	if m.is_new_user != nil {
+		fields = append(fields, codeexchange.FieldIsNewUser)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, codeexchange.FieldExpiresAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CodeExchangeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case codeexchange.FieldCodeHash:
+		return m.CodeHash()
+	case codeexchange.FieldState:
+		return m.State()
+	case codeexchange.FieldHolder:
+		return m.Holder()
+	case codeexchange.FieldLeaseUntil:
+		return m.LeaseUntil()
+	case codeexchange.FieldSessionID:
+		return m.SessionID()
+	case codeexchange.FieldUserID:
+		return m.UserID()
+	case codeexchange.FieldIsNewUser:
+		return m.IsNewUser()
+	case codeexchange.FieldExpiresAt:
+		return m.ExpiresAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CodeExchangeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case codeexchange.FieldCodeHash:
+		return m.OldCodeHash(ctx)
+	case codeexchange.FieldState:
+		return m.OldState(ctx)
+	case codeexchange.FieldHolder:
+		return m.OldHolder(ctx)
+	case codeexchange.FieldLeaseUntil:
+		return m.OldLeaseUntil(ctx)
+	case codeexchange.FieldSessionID:
+		return m.OldSessionID(ctx)
+	case codeexchange.FieldUserID:
+		return m.OldUserID(ctx)
+	case codeexchange.FieldIsNewUser:
+		return m.OldIsNewUser(ctx)
+	case codeexchange.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown CodeExchange field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CodeExchangeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case codeexchange.FieldCodeHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCodeHash(v)
+		return nil
+	case codeexchange.FieldState:
+		v, ok := value.(codeexchange.State)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetState(v)
+		return nil
+	case codeexchange.FieldHolder:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHolder(v)
+		return nil
+	case codeexchange.FieldLeaseUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLeaseUntil(v)
+		return nil
+	case codeexchange.FieldSessionID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionID(v)
+		return nil
+	case codeexchange.FieldUserID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case codeexchange.FieldIsNewUser:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIsNewUser(v)
+		return nil
+	case codeexchange.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown CodeExchange field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CodeExchangeMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CodeExchangeMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CodeExchangeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown CodeExchange numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CodeExchangeMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CodeExchangeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CodeExchangeMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown CodeExchange nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CodeExchangeMutation) ResetField(name string) error {
+	switch name {
+	case codeexchange.FieldCodeHash:
+		m.ResetCodeHash()
+		return nil
+	case codeexchange.FieldState:
+		m.ResetState()
+		return nil
+	case codeexchange.FieldHolder:
+		m.ResetHolder()
+		return nil
+	case codeexchange.FieldLeaseUntil:
+		m.ResetLeaseUntil()
+		return nil
+	case codeexchange.FieldSessionID:
+		m.ResetSessionID()
+		return nil
+	case codeexchange.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case codeexchange.FieldIsNewUser:
+		m.ResetIsNewUser()
+		return nil
+	case codeexchange.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	}
+	return fmt.Errorf("unknown CodeExchange field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CodeExchangeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CodeExchangeMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CodeExchangeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CodeExchangeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CodeExchangeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CodeExchangeMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CodeExchangeMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown CodeExchange unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CodeExchangeMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown CodeExchange edge %s", name)
 }
 
 // IdentityMutation represents an operation that mutates the Identity nodes in the graph.

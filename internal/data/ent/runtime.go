@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mpauth/mpauth/internal/data/ent/auditevent"
+	"github.com/mpauth/mpauth/internal/data/ent/codeexchange"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
 	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
@@ -73,6 +74,48 @@ func init() {
 	auditevent.DefaultReason = auditeventDescReason.Default.(string)
 	// auditevent.ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
 	auditevent.ReasonValidator = auditeventDescReason.Validators[0].(func(string) error)
+	codeexchangeFields := schema.CodeExchange{}.Fields()
+	_ = codeexchangeFields
+	// codeexchangeDescCodeHash is the schema descriptor for code_hash field.
+	codeexchangeDescCodeHash := codeexchangeFields[0].Descriptor()
+	// codeexchange.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
+	codeexchange.CodeHashValidator = func() func(string) error {
+		validators := codeexchangeDescCodeHash.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(code_hash string) error {
+			for _, fn := range fns {
+				if err := fn(code_hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// codeexchangeDescHolder is the schema descriptor for holder field.
+	codeexchangeDescHolder := codeexchangeFields[2].Descriptor()
+	// codeexchange.DefaultHolder holds the default value on creation for the holder field.
+	codeexchange.DefaultHolder = codeexchangeDescHolder.Default.(string)
+	// codeexchange.HolderValidator is a validator for the "holder" field. It is called by the builders before save.
+	codeexchange.HolderValidator = codeexchangeDescHolder.Validators[0].(func(string) error)
+	// codeexchangeDescSessionID is the schema descriptor for session_id field.
+	codeexchangeDescSessionID := codeexchangeFields[4].Descriptor()
+	// codeexchange.DefaultSessionID holds the default value on creation for the session_id field.
+	codeexchange.DefaultSessionID = codeexchangeDescSessionID.Default.(string)
+	// codeexchange.SessionIDValidator is a validator for the "session_id" field. It is called by the builders before save.
+	codeexchange.SessionIDValidator = codeexchangeDescSessionID.Validators[0].(func(string) error)
+	// codeexchangeDescUserID is the schema descriptor for user_id field.
+	codeexchangeDescUserID := codeexchangeFields[5].Descriptor()
+	// codeexchange.DefaultUserID holds the default value on creation for the user_id field.
+	codeexchange.DefaultUserID = codeexchangeDescUserID.Default.(string)
+	// codeexchange.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	codeexchange.UserIDValidator = codeexchangeDescUserID.Validators[0].(func(string) error)
+	// codeexchangeDescIsNewUser is the schema descriptor for is_new_user field.
+	codeexchangeDescIsNewUser := codeexchangeFields[6].Descriptor()
+	// codeexchange.DefaultIsNewUser holds the default value on creation for the is_new_user field.
+	codeexchange.DefaultIsNewUser = codeexchangeDescIsNewUser.Default.(bool)
 	identityMixin := schema.Identity{}.Mixin()
 	identityMixinFields0 := identityMixin[0].Fields()
 	_ = identityMixinFields0

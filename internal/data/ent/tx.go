@@ -16,6 +16,8 @@ type Tx struct {
 	config
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// CodeExchange is the client for interacting with the CodeExchange builders.
+	CodeExchange *CodeExchangeClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
 	// PlatformToken is the client for interacting with the PlatformToken builders.
@@ -160,6 +162,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.AuditEvent = NewAuditEventClient(tx.config)
+	tx.CodeExchange = NewCodeExchangeClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.PlatformToken = NewPlatformTokenClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)

@@ -41,6 +41,36 @@ var (
 			},
 		},
 	}
+	// CodeExchangesColumns holds the columns for the "code_exchanges" table.
+	CodeExchangesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "code_hash", Type: field.TypeString, Size: 64},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "done"}},
+		{Name: "holder", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "lease_until", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "session_id", Type: field.TypeString, Size: 40, Default: ""},
+		{Name: "user_id", Type: field.TypeString, Size: 40, Default: ""},
+		{Name: "is_new_user", Type: field.TypeBool, Default: false},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// CodeExchangesTable holds the schema information for the "code_exchanges" table.
+	CodeExchangesTable = &schema.Table{
+		Name:       "code_exchanges",
+		Columns:    CodeExchangesColumns,
+		PrimaryKey: []*schema.Column{CodeExchangesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "codeexchange_code_hash",
+				Unique:  true,
+				Columns: []*schema.Column{CodeExchangesColumns[1]},
+			},
+			{
+				Name:    "codeexchange_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{CodeExchangesColumns[8]},
+			},
+		},
+	}
 	// IdentitiesColumns holds the columns for the "identities" table.
 	IdentitiesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -250,6 +280,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AuditEventsTable,
+		CodeExchangesTable,
 		IdentitiesTable,
 		PlatformTokensTable,
 		RefreshTokensTable,

@@ -1,0 +1,104 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data/ent"
+	"github.com/mpauth/mpauth/internal/data/ent/codeexchange"
+)
+
+type codeExchangeRepo struct{ d *Data }
+
+// NewCodeExchangeRepo returns the biz.CodeExchangeRepo on d.
+func NewCodeExchangeRepo(d *Data) biz.CodeExchangeRepo { return &codeExchangeRepo{d} }
+
+func (r *codeExchangeRepo) Claim(ctx context.Context, hash, platform, appID, holder string, now, leaseUntil, expiresAt time.Time) (bool, *biz.CodeExchange, error) {
+	c := r.d.client(ctx)
+	err := c.CodeExchange.Create().
+		SetCodeHash(hash).
+		SetState(codeexchange.StatePending).
+		SetHolder(holder).
+		SetLeaseUntil(leaseUntil).
+		SetExpiresAt(expiresAt).
+		Exec(ctx)
+	if err == nil {
+		return true, nil, nil
+	}
+	if err := mapErr(err); !errors.Is(err, biz.ErrConcurrentUpdate) {
+		return false, nil, err
+	}
+	// Taken: take over a pending claim whose holder's lease lapsed.
+	n, err := c.CodeExchange.Update().
+		Where(codeexchange.CodeHash(hash), codeexchange.StateEQ(codeexchange.StatePending), codeexchange.LeaseUntilLT(now)).
+		SetHolder(holder).
+		SetLeaseUntil(leaseUntil).
+		Save(ctx)
+	if err != nil {
+		return false, nil, mapErr(err)
+	}
+	if n == 1 {
+		return true, nil, nil
+	}
+	rec, err := r.Get(ctx, hash)
+	if errors.Is(err, biz.ErrNotFound) {
+		// Released between our insert and read: the caller retries the claim.
+		return false, nil, nil
+	}
+	return false, rec, err
+}
+
+func (r *codeExchangeRepo) Complete(ctx context.Context, hash, holder, sessionID, userID string, isNewUser bool) error {
+	n, err := r.d.client(ctx).CodeExchange.Update().
+		Where(codeexchange.CodeHash(hash), codeexchange.Holder(holder)).
+		SetState(codeexchange.StateDone).
+		SetSessionID(sessionID).
+		SetUserID(userID).
+		SetIsNewUser(isNewUser).
+		Save(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 { // our lease lapsed and another instance took the code over
+		return biz.ErrConcurrentUpdate
+	}
+	return nil
+}
+
+func (r *codeExchangeRepo) Release(ctx context.Context, hash, holder string) error {
+	_, err := r.d.client(ctx).CodeExchange.Delete().
+		Where(codeexchange.CodeHash(hash), codeexchange.Holder(holder), codeexchange.StateEQ(codeexchange.StatePending)).
+		Exec(ctx)
+	return mapErr(err)
+}
+
+func (r *codeExchangeRepo) Get(ctx context.Context, hash string) (*biz.CodeExchange, error) {
+	e, err := r.d.client(ctx).CodeExchange.Query().Where(codeexchange.CodeHash(hash)).Only(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return toCodeExchange(e), nil
+}
+
+func (r *codeExchangeRepo) Purge(ctx context.Context, before time.Time, limit int) error {
+	c := r.d.client(ctx)
+	ids, err := c.CodeExchange.Query().Where(codeexchange.ExpiresAtLT(before)).Limit(limit).IDs(ctx)
+	if err != nil || len(ids) == 0 {
+		return mapErr(err)
+	}
+	_, err = c.CodeExchange.Delete().Where(codeexchange.IDIn(ids...)).Exec(ctx)
+	return mapErr(err)
+}
+
+func toCodeExchange(e *ent.CodeExchange) *biz.CodeExchange {
+	return &biz.CodeExchange{
+		Hash:       e.CodeHash,
+		Done:       e.State == codeexchange.StateDone,
+		SessionID:  e.SessionID,
+		UserID:     e.UserID,
+		IsNewUser:  e.IsNewUser,
+		LeaseUntil: e.LeaseUntil,
+	}
+}
