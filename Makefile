@@ -10,7 +10,7 @@ PROTOC_GEN_GO_GRPC  := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 PROTOC_GEN_OPENAPI  := github.com/google/gnostic/cmd/protoc-gen-openapi@v0.7.1
 PROTOC_GEN_VALIDATE := github.com/envoyproxy/protoc-gen-validate@v1.3.3
 
-.PHONY: help run test build init generate api config ent wire clean
+.PHONY: help run test fuzz build init generate api config ent wire clean
 
 # show this help
 help:
@@ -25,6 +25,16 @@ test:
 	@if [ -z "$$MPAUTH_TEST_MYSQL_DSN" ]; then echo "note: MPAUTH_TEST_MYSQL_DSN is unset, storage tests run on SQLite only (.ci/run sets it)"; fi
 	go vet ./...
 	go test -count=1 ./...
+
+FUZZTIME ?= 30s
+# run every fuzz target for FUZZTIME each (CI: FUZZTIME=1s); crashes land in testdata/fuzz
+fuzz:
+	@set -e; for pkg in $$(go list ./...); do \
+		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg > /tmp/mpauth-fuzz.log 2>&1 || { cat /tmp/mpauth-fuzz.log; exit 1; }; \
+		done; \
+	done
 
 # build bin/mpauth
 build:

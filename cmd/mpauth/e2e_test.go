@@ -103,6 +103,8 @@ func TestHTTPWalkthrough(t *testing.T) {
 	}
 }
 
+func b64url(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
 // sidOf reads the sid claim of an access token (without verifying it).
 func sidOf(t *testing.T, tok string) string {
 	t.Helper()
