@@ -45,10 +45,17 @@ func Do(ctx context.Context, c *http.Client, platform string, req *http.Request)
 	if err != nil {
 		msg := "request failed"
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			msg = "timed out"
+		timedOut := errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
+		if timedOut {
+			msg = msgTimedOut
 		}
-		return 0, nil, &Error{Kind: ErrUnavailable, Platform: platform, Message: msg}
+		// Only a failed dial proves the platform never saw the request; a
+		// timeout or a failure after the connection was made does not.
+		retryable := !timedOut && dialFailed(err)
+		if retryable {
+			msg = "connection failed"
+		}
+		return 0, nil, &Error{Kind: ErrUnavailable, Platform: platform, Message: msg, Retryable: retryable}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -60,6 +67,33 @@ func Do(ctx context.Context, c *http.Client, platform string, req *http.Request)
 	}
 	return resp.StatusCode, body, nil
 }
+
+// dialFailed reports whether err is a failure to connect (refused,
+// unreachable, no such host): nothing was sent.
+func dialFailed(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" && !op.Timeout() {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns) && !dns.IsTimeout
+}
+
+// BadStatus is the ErrUnavailable of an answer with an unexpected HTTP
+// status. A 5xx is retryable (the platform's front refused the call), except
+// 504: a gateway timeout may come after the platform acted.
+func BadStatus(platform string, status int) *Error {
+	e := Unavailable(platform, "unexpected HTTP status %d", status)
+	e.Retryable = status >= 500 && status <= 599 && status != http.StatusGatewayTimeout
+	return e
+}
+
+// DefaultRetryAfter is the back-off reported with a rate limit when the
+// platform gives no hint of its own.
+const DefaultRetryAfter = 60 * time.Second
 
 // Unavailable builds an ErrUnavailable with a short description.
 func Unavailable(platform, format string, args ...any) *Error {

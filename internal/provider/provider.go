@@ -58,6 +58,15 @@ type Provider interface {
 type Env struct {
 	// Tokens is the shared platform access-token broker.
 	Tokens AccessTokens
+	// Observer, when set, is told about every platform call and circuit
+	// breaker change of the providers NewRegistry wraps (see Resilience).
+	Observer Observer
+	// Resilience, when set, makes NewRegistry wrap every provider with
+	// per-call deadlines, bounded retries of transient failures and a
+	// circuit breaker per platform (see NewResilience); its zero value
+	// means the defaults. nil leaves the providers bare, as tests of a
+	// provider's own behaviour want them.
+	Resilience *ResilienceOptions
 }
 
 // AccessToken is a platform access token of an app.
@@ -211,6 +220,11 @@ type Error struct {
 	Message string
 	// RetryAfter is the platform's back-off hint, when it gave one.
 	RetryAfter time.Duration
+	// Retryable is true only when the platform certainly did not act on the
+	// request (the connection was refused, an HTTP 5xx other than 504, the
+	// platform's documented "system busy" answer), so that sending it again
+	// cannot burn a single-use code. Never set after a timeout.
+	Retryable bool
 }
 
 func (e *Error) Error() string {

@@ -22,8 +22,16 @@ type entry struct {
 }
 
 // NewRegistry builds a provider for each app with its platform's factory.
+// With env.Resilience set, every provider (and every access-token fetch it
+// makes through env.Tokens) is guarded by one Resilience: per-call
+// deadlines, retries of transient failures, a circuit breaker per platform.
 func NewRegistry(apps []App, factories map[string]Factory, env Env) (*Registry, error) {
 	r := &Registry{apps: make(map[appKey]entry, len(apps))}
+	var res *Resilience
+	if env.Resilience != nil {
+		res = NewResilience(*env.Resilience, env.Observer)
+		env.Tokens = res.Tokens(env.Tokens)
+	}
 	for i, a := range apps {
 		f, ok := factories[a.Platform]
 		if !ok {
@@ -42,6 +50,9 @@ func NewRegistry(apps []App, factories map[string]Factory, env Env) (*Registry, 
 		p, err := f(a, env)
 		if err != nil {
 			return nil, fmt.Errorf("apps[%d] (%s %s): %w", i, a.Platform, a.AppID, err)
+		}
+		if res != nil {
+			p = res.Wrap(p, a)
 		}
 		r.apps[k] = entry{app: a, p: p}
 	}

@@ -281,7 +281,7 @@ func Decode(status int, body []byte, alipayPublicKey *rsa.PublicKey) (*Token, er
 
 func decode(status int, body []byte, pub *rsa.PublicKey, secrets ...string) (*Token, error) {
 	if status != http.StatusOK {
-		return nil, provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return nil, provider.BadStatus(platform, status)
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -356,12 +356,21 @@ func apiError(n node, secrets []string) *provider.Error {
 		}
 		msg += n.SubMsg.s
 	}
-	return &provider.Error{
+	e := &provider.Error{
 		Kind:     kindOf(n.Code.s, n.SubCode.s),
 		Platform: platform,
 		Code:     code,
 		Message:  clean(redact(msg, secrets), maxMessage),
+		// 20000 "service unavailable" (isp.unknow-error, ...) was not acted
+		// on, except a gateway timeout: the business system may have.
+		Retryable: strings.TrimSpace(n.Code.s) == "20000" && normSub(n.SubCode.s) != "gateway-response-timeout" &&
+			errors.Is(kindOf(n.Code.s, n.SubCode.s), provider.ErrUnavailable),
 	}
+	if errors.Is(e.Kind, provider.ErrRateLimited) {
+		// Alipay gives no back-off hint.
+		e.RetryAfter = provider.DefaultRetryAfter
+	}
+	return e
 }
 
 // normSub lowercases a sub_code and drops its isv./isp./aop. family.

@@ -1033,3 +1033,39 @@ func BenchmarkExtractNode(b *testing.B) {
 		_, _ = ExtractNode(body, ResponseNode, ErrorNode)
 	}
 }
+
+// TestRetryableOnlyWhenAlipayDidNotAct: only 20000 (service unavailable,
+// but not a gateway timeout) and a 5xx but 504 may be retried with the same
+// auth code; rate limits carry a back-off.
+func TestRetryableOnlyWhenAlipayDidNotAct(t *testing.T) {
+	alipayKey, _ := testKeys(t)
+	errNode := func(content string) string { return signed(t, alipayKey, "error_response", content) }
+	tests := []struct {
+		name           string
+		status         int
+		body           string
+		wantKind       error
+		wantRetryable  bool
+		wantRetryAfter time.Duration
+	}{
+		{name: "20000 isp.unknow-error", status: 200, body: errNode(`{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error"}`), wantKind: provider.ErrUnavailable, wantRetryable: true},
+		{name: "20000 gateway timeout may have acted", status: 200, body: errNode(`{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.gateway-response-timeout"}`), wantKind: provider.ErrUnavailable},
+		{name: "HTTP 502", status: 502, body: "<html>502</html>", wantKind: provider.ErrUnavailable, wantRetryable: true},
+		{name: "HTTP 504 may have acted", status: 504, body: "<html>504</html>", wantKind: provider.ErrUnavailable},
+		{name: "invalid code", status: 200, body: errNode(`{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.code-invalid"}`), wantKind: provider.ErrCodeInvalid},
+		{name: "unsigned 20000 is not trusted", status: 200, body: `{"error_response":{"code":"20000","sub_code":"isp.unknow-error"}}`, wantKind: provider.ErrUnavailable},
+		{name: "40005 call limited", status: 200, body: errNode(`{"code":"40005","msg":"Call Limited","sub_code":"isv.app-call-limited"}`), wantKind: provider.ErrRateLimited, wantRetryAfter: provider.DefaultRetryAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.status, []byte(tt.body), &alipayKey.PublicKey)
+			var pe *provider.Error
+			if !errors.As(err, &pe) || !errors.Is(err, tt.wantKind) {
+				t.Fatalf("err = %v, want a *provider.Error of kind %v", err, tt.wantKind)
+			}
+			if pe.Retryable != tt.wantRetryable || pe.RetryAfter != tt.wantRetryAfter {
+				t.Errorf("Retryable = %v, RetryAfter = %v; want %v, %v", pe.Retryable, pe.RetryAfter, tt.wantRetryable, tt.wantRetryAfter)
+			}
+		})
+	}
+}

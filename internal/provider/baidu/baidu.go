@@ -139,8 +139,9 @@ func (b *baidu) Exchange(ctx context.Context, c provider.Credentials) (*provider
 		// account is keyed by the unionid when the app has a union scope,
 		// and a login without it would be filed under the openid alone,
 		// splitting the user into two accounts once the unionid comes
-		// back. The code is spent, so the client logs in again.
-		return nil, err
+		// back. The code is spent, so the client logs in again (and the
+		// login is not retried with it).
+		return nil, provider.NotRetryable(err)
 	}
 	id.UnionID = unionID
 	return id, nil

@@ -293,8 +293,8 @@ func TestExchange(t *testing.T) {
 
 		// OpenAPI gateway answers.
 		{name: "error_code 18 qps limit is rate limited for a second", status: 200, body: `{"error_code":18,"error_msg":"Open api qps request limit reached"}`, wantKind: provider.ErrRateLimited, wantCode: "18", wantRetryAfter: time.Second, wantMessage: "qps"},
-		{name: "error_code 17 daily limit is rate limited", status: 200, body: `{"error_code":17,"error_msg":"Open api daily request limit reached"}`, wantKind: provider.ErrRateLimited, wantCode: "17"},
-		{name: "error_code 4 is rate limited", status: 200, body: `{"error_code":4,"error_msg":"Open api request limit reached"}`, wantKind: provider.ErrRateLimited, wantCode: "4"},
+		{name: "error_code 17 daily limit is rate limited", status: 200, body: `{"error_code":17,"error_msg":"Open api daily request limit reached"}`, wantKind: provider.ErrRateLimited, wantCode: "17", wantRetryAfter: provider.DefaultRetryAfter},
+		{name: "error_code 4 is rate limited", status: 200, body: `{"error_code":4,"error_msg":"Open api request limit reached"}`, wantKind: provider.ErrRateLimited, wantCode: "4", wantRetryAfter: provider.DefaultRetryAfter},
 		{name: "error_code 5 client IP is misconfigured", status: 200, body: `{"error_code":5,"error_msg":"Unauthorized client IP address"}`, wantKind: provider.ErrMisconfigured, wantCode: "5"},
 		{name: "error_code 6 no permission is misconfigured", status: 200, body: `{"error_code":6,"error_msg":"No permission to access data"}`, wantKind: provider.ErrMisconfigured, wantCode: "6"},
 		{name: "error_code 2 is unavailable", status: 200, body: `{"error_code":2,"error_msg":"Service temporarily unavailable"}`, wantKind: provider.ErrUnavailable, wantCode: "2"},
@@ -684,4 +684,52 @@ func TestNewRejectsIncompleteApps(t *testing.T) {
 	if _, err := New(provider.App{Platform: provider.Baidu, AppID: testAppKey, Secret: testSecret, UnionScope: "entity-1"}, provider.Env{Tokens: &tokenSource{}}); err != nil {
 		t.Errorf("New with a union scope and a broker: %v", err)
 	}
+}
+
+// TestRetryableOnlyWhenBaiduDidNotAct: only the 100105xx family (server
+// internal error) and a 5xx but 504 may be retried with the same code; a
+// failure after the code was spent (getunionid) never is; rate limits carry
+// a back-off.
+func TestRetryableOnlyWhenBaiduDidNotAct(t *testing.T) {
+	tests := []struct {
+		name           string
+		status         int
+		body           string
+		wantRetryable  bool
+		wantRetryAfter time.Duration
+	}{
+		{name: "10010500 server internal error", status: 200, body: `{"errno":10010500,"error":"server internal error"}`, wantRetryable: true},
+		{name: "HTTP 503", status: 503, body: "<html>503</html>", wantRetryable: true},
+		{name: "HTTP 500 with a JSON errno", status: 500, body: `{"errno":10010100,"error":"parameter is invalid"}`, wantRetryable: true},
+		{name: "HTTP 504 may have acted", status: 504, body: "<html>504</html>"},
+		{name: "invalid code", status: 200, body: `{"errno":10010102,"error":"invalid_grant","error_description":"authorization code expired"}`},
+		{name: "unknown errno", status: 200, body: `{"errno":99999,"error":"something new"}`},
+		{name: "error_code 4 rate limit", status: 200, body: `{"error_code":4,"error_msg":"Open api request limit reached"}`, wantRetryAfter: provider.DefaultRetryAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeSession(tt.status, []byte(tt.body))
+			var pe *provider.Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *provider.Error", err)
+			}
+			if pe.Retryable != tt.wantRetryable || pe.RetryAfter != tt.wantRetryAfter {
+				t.Errorf("%v: Retryable = %v, RetryAfter = %v; want %v, %v", pe, pe.Retryable, pe.RetryAfter, tt.wantRetryable, tt.wantRetryAfter)
+			}
+		})
+	}
+	t.Run("getunionid failing after the code was spent", func(t *testing.T) {
+		f := newFake(t).
+			on(SessionKeyPath, answerWith(200, "", `{"openid":"`+testOpenID+`","session_key":"`+testKey+`"}`)).
+			on(UnionIDPath, answerWith(503, "text/html", "<html>503</html>"))
+		p := newProvider(t, f.srv.URL, "scope", &tokenSource{tokens: []string{"tok-1"}}, 2*time.Second)
+		_, err := p.Exchange(context.Background(), provider.Credentials{Code: testCode})
+		var pe *provider.Error
+		if !errors.As(err, &pe) || !errors.Is(err, provider.ErrUnavailable) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+		if pe.Retryable {
+			t.Errorf("a getunionid 503 after jscode2sessionkey is Retryable: a retry would resend the spent code")
+		}
+	})
 }

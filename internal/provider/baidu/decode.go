@@ -103,7 +103,7 @@ func DecodeSession(status int, body []byte) (*Session, error) {
 		return nil, failure(epSession, status, a)
 	}
 	if status != http.StatusOK {
-		return nil, provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return nil, provider.BadStatus(platform, status)
 	}
 	openID := str(a.OpenID)
 	if !validID(openID) {
@@ -135,7 +135,7 @@ func DecodeToken(status int, body []byte) (provider.AccessToken, error) {
 		return provider.AccessToken{}, failure(epToken, status, a)
 	}
 	if status != http.StatusOK {
-		return provider.AccessToken{}, provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return provider.AccessToken{}, provider.BadStatus(platform, status)
 	}
 	token := str(a.AccessToken)
 	if !validToken(token) {
@@ -165,7 +165,7 @@ func DecodeUnionID(status int, body []byte) (string, error) {
 		return "", failure(epUnion, status, a)
 	}
 	if status != http.StatusOK {
-		return "", provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return "", provider.BadStatus(platform, status)
 	}
 	var d struct {
 		UnionID string `json:"unionid"`
@@ -184,7 +184,7 @@ func parse(status int, body []byte) (*answer, error) {
 	trimmed := bytes.TrimSpace(body)
 	bad := func(what string) error {
 		if status != http.StatusOK {
-			return provider.Unavailable(platform, "unexpected HTTP status %d", status)
+			return provider.BadStatus(platform, status)
 		}
 		return provider.Unavailable(platform, "%s (%d bytes)", what, len(body))
 	}
@@ -216,9 +216,16 @@ func failure(ep endpoint, status int, a *answer) *provider.Error {
 	}
 	desc := strings.Join(parts, ": ")
 	kind, retry := classify(ep, a, name, desc)
+	// errno 100105xx is Baidu's documented transient "server internal
+	// error": not acted on.
+	retryable := kind == provider.ErrUnavailable && a.Errno.numeric && a.Errno.n >= 10010500 && a.Errno.n <= 10010599
+	if kind == provider.ErrRateLimited && retry == 0 {
+		retry = provider.DefaultRetryAfter // no hint from Baidu
+	}
 	if status >= 500 {
 		// A server error page with a JSON body is still a server error.
 		kind, retry = provider.ErrUnavailable, 0
+		retryable = provider.BadStatus(platform, status).Retryable
 	}
 	code := a.Errno.text
 	if code == "" {
@@ -233,6 +240,7 @@ func failure(ep endpoint, status int, a *answer) *provider.Error {
 		Code:       clean(code, maxCodeField),
 		Message:    clean(desc, maxMessage),
 		RetryAfter: retry,
+		Retryable:  retryable,
 	}
 }
 

@@ -741,3 +741,37 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestRetryableOnlyWhenDouyinDidNotAct: only -1 (system error) and a 5xx
+// but 504 may be retried with the same single-use code.
+func TestRetryableOnlyWhenDouyinDidNotAct(t *testing.T) {
+	tests := []struct {
+		name          string
+		status        int
+		body          string
+		wantRetryable bool
+	}{
+		{name: "-1 system error", status: 200, body: `{"err_no":-1,"err_tips":"系统错误"}`, wantRetryable: true},
+		{name: "HTTP 503", status: 503, body: "<html>503</html>", wantRetryable: true},
+		{name: "HTTP 504 may have acted", status: 504, body: "<html>504</html>"},
+		{name: "40018 bad code", status: 200, body: `{"err_no":40018,"err_tips":"bad code"}`},
+		{name: "unknown err_no", status: 200, body: `{"err_no":99999,"err_tips":"new"}`},
+		{name: "truncated answer may have acted", status: 200, body: `{"err_no":0,"data":{"openid":"x`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, decode := range []func() error{
+				func() error { _, err := Decode(tt.status, []byte(tt.body)); return err },
+				func() error { _, err := DecodeToken(tt.status, []byte(tt.body)); return err },
+			} {
+				var pe *provider.Error
+				if err := decode(); !errors.As(err, &pe) {
+					t.Fatalf("err = %v, want a *provider.Error", err)
+				}
+				if pe.Retryable != tt.wantRetryable {
+					t.Errorf("%v: Retryable = %v, want %v", pe, pe.Retryable, tt.wantRetryable)
+				}
+			}
+		})
+	}
+}

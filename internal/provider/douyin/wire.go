@@ -29,7 +29,7 @@ type envelope struct {
 // decodeEnvelope checks the transport-level shape of an answer.
 func decodeEnvelope(status int, body []byte) (*envelope, error) {
 	if status != http.StatusOK {
-		return nil, provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return nil, provider.BadStatus(platform, status)
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -64,7 +64,9 @@ func (e *envelope) failure(kinds map[int64]error) *provider.Error {
 		}
 		msg += "log_id: " + id
 	}
-	return &provider.Error{Kind: kind, Platform: platform, Code: e.ErrNo.code, Message: msg}
+	// -1 "system error" is Douyin's transient answer: not acted on.
+	retryable := kind == provider.ErrUnavailable && e.ErrNo.numeric && e.ErrNo.n == errSystem
+	return &provider.Error{Kind: kind, Platform: platform, Code: e.ErrNo.code, Message: msg, Retryable: retryable}
 }
 
 // dataInto decodes the data object into v; false when it is absent, not an

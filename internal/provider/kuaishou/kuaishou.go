@@ -254,7 +254,7 @@ func Decode(status int, body []byte) (*Session, error) {
 // object, into v.
 func decodeObject(status int, body []byte, v any) error {
 	if status != http.StatusOK {
-		return provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return provider.BadStatus(platform, status)
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -302,7 +302,10 @@ func failure(r result, errName, errMsg json.RawMessage, hasPayload bool, kind fu
 	if errors.Is(k, errUnknown) {
 		k = byName(name)
 	}
-	return &provider.Error{Kind: k, Platform: platform, Code: r.code, Message: msg}
+	// The 1002005xx family is Kuaishou's transient server error: not
+	// acted on.
+	retryable := k == provider.ErrUnavailable && r.numeric && r.n >= resultServerError && r.n <= resultServerError+99
+	return &provider.Error{Kind: k, Platform: platform, Code: r.code, Message: msg, Retryable: retryable}
 }
 
 // errUnknown marks a result the table does not know; failure then looks at

@@ -828,3 +828,38 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestRetryableOnlyWhenKuaishouDidNotAct: only the 1002005xx family (server
+// error) and a 5xx but 504 may be retried with the same single-use code.
+func TestRetryableOnlyWhenKuaishouDidNotAct(t *testing.T) {
+	tests := []struct {
+		name          string
+		status        int
+		body          string
+		wantRetryable bool
+	}{
+		{name: "100200500 server error", status: 200, body: `{"result":100200500,"error":"server_error","error_msg":"internal"}`, wantRetryable: true},
+		{name: "100200599 in the family", status: 200, body: `{"result":100200599}`, wantRetryable: true},
+		{name: "HTTP 503", status: 503, body: "<html>503</html>", wantRetryable: true},
+		{name: "HTTP 504 may have acted", status: 504, body: "<html>504</html>"},
+		{name: "100200105 invalid grant", status: 200, body: `{"result":100200105,"error":"invalid_grant"}`},
+		{name: "unknown result", status: 200, body: `{"result":99999,"error":"server_error"}`},
+		{name: "truncated answer may have acted", status: 200, body: `{"result":1,"open_id":"x`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, decode := range []func() error{
+				func() error { _, err := Decode(tt.status, []byte(tt.body)); return err },
+				func() error { _, err := DecodeAccessToken(tt.status, []byte(tt.body)); return err },
+			} {
+				var pe *provider.Error
+				if err := decode(); !errors.As(err, &pe) {
+					t.Fatalf("err = %v, want a *provider.Error", err)
+				}
+				if pe.Retryable != tt.wantRetryable {
+					t.Errorf("%v: Retryable = %v, want %v", pe, pe.Retryable, tt.wantRetryable)
+				}
+			}
+		})
+	}
+}

@@ -33,7 +33,7 @@ func (w *wechat) endpointURL(path string) string {
 // Error texts never quote the body.
 func objectBody(status int, body []byte) ([]byte, error) {
 	if status != http.StatusOK {
-		return nil, provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return nil, provider.BadStatus(platform, status)
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {

@@ -190,6 +190,7 @@ func DecodePhoneNumber(status int, body []byte, appID string) (*provider.Phone, 
 			Code:       a.ErrCode.code,
 			Message:    message(a.ErrMsg),
 			RetryAfter: retryAfter(a.ErrCode),
+			Retryable:  retryable(a.ErrCode),
 		}
 	}
 	if a.PhoneInfo == nil {

@@ -105,6 +105,7 @@ func DecodeAccessToken(status int, body []byte) (provider.AccessToken, error) {
 			Code:       a.ErrCode.code,
 			Message:    message(a.ErrMsg),
 			RetryAfter: retryAfter(a.ErrCode),
+			Retryable:  retryable(a.ErrCode),
 		}
 	}
 	if a.AccessToken == "" || len(a.AccessToken) > maxAccessToken || strings.ContainsFunc(a.AccessToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {

@@ -127,7 +127,7 @@ func TestFetchAccessToken(t *testing.T) {
 		{name: "40243 secret frozen is misconfigured", status: 200, body: `{"errcode":40243,"errmsg":"AppSecret is frozen"}`, wantKind: provider.ErrMisconfigured, wantCode: "40243"},
 		{name: "41002 appid missing is misconfigured", status: 200, body: `{"errcode":41002,"errmsg":"appid missing"}`, wantKind: provider.ErrMisconfigured, wantCode: "41002"},
 		{name: "41004 appsecret missing is misconfigured", status: 200, body: `{"errcode":41004,"errmsg":"appsecret missing"}`, wantKind: provider.ErrMisconfigured, wantCode: "41004"},
-		{name: "45009 daily limit is rate limited", status: 200, body: `{"errcode":45009,"errmsg":"reach max api daily quota limit"}`, wantKind: provider.ErrRateLimited, wantCode: "45009"},
+		{name: "45009 daily limit is rate limited", status: 200, body: `{"errcode":45009,"errmsg":"reach max api daily quota limit"}`, wantKind: provider.ErrRateLimited, wantCode: "45009", wantRetryAfter: time.Minute},
 		{name: "45011 minute quota is rate limited for a minute", status: 200, body: `{"errcode":45011,"errmsg":"api minute-quota reach limit mustslower retry next minute"}`, wantKind: provider.ErrRateLimited, wantCode: "45011", wantRetryAfter: time.Minute},
 		{name: "errcode as a string", status: 200, body: `{"errcode":"40013","errmsg":"invalid appid"}`, wantKind: provider.ErrMisconfigured, wantCode: "40013"},
 		{name: "unknown errcode is unavailable", status: 200, body: `{"errcode":99999,"errmsg":"something new"}`, wantKind: provider.ErrUnavailable, wantCode: "99999"},

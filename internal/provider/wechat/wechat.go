@@ -167,7 +167,7 @@ type answer struct {
 // session_key.
 func Decode(status int, body []byte) (*Session, error) {
 	if status != http.StatusOK {
-		return nil, provider.Unavailable(platform, "unexpected HTTP status %d", status)
+		return nil, provider.BadStatus(platform, status)
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -189,6 +189,7 @@ func Decode(status int, body []byte) (*Session, error) {
 			Code:       a.ErrCode.code,
 			Message:    message(a.ErrMsg),
 			RetryAfter: retryAfter(a.ErrCode),
+			Retryable:  retryable(a.ErrCode),
 		}
 	}
 	if a.OpenID == "" {
@@ -240,11 +241,18 @@ func kindOf(c errCode) error {
 	}
 }
 
+// retryAfter is the back-off of a rate limit: 45011 (minute quota) and
+// 45009 (daily quota, where no shorter hint is known either).
 func retryAfter(c errCode) time.Duration {
-	if c.numeric && c.n == 45011 {
+	if c.numeric && (c.n == 45011 || c.n == 45009) {
 		return RateLimitRetryAfter
 	}
 	return 0
+}
+
+// retryable reports WeChat's -1 "system busy": the call was not acted on.
+func retryable(c errCode) bool {
+	return c.numeric && c.n == -1
 }
 
 // errCode is errcode as WeChat sends it: a JSON number, or (in one doc

@@ -693,3 +693,43 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestRetryableOnlyWhenWeChatDidNotAct: only -1 (system busy) and a 5xx but
+// 504 may be retried with the same single-use code; rate limits carry a
+// back-off.
+func TestRetryableOnlyWhenWeChatDidNotAct(t *testing.T) {
+	tests := []struct {
+		name           string
+		status         int
+		body           string
+		wantRetryable  bool
+		wantRetryAfter time.Duration
+	}{
+		{name: "-1 system busy", status: 200, body: `{"errcode":-1,"errmsg":"system error"}`, wantRetryable: true},
+		{name: "HTTP 503", status: 503, body: "<html>503</html>", wantRetryable: true},
+		{name: "HTTP 504 may have acted", status: 504, body: "<html>504</html>"},
+		{name: "40029 invalid code", status: 200, body: `{"errcode":40029,"errmsg":"invalid code"}`},
+		{name: "40163 code used", status: 200, body: `{"errcode":40163,"errmsg":"code been used"}`},
+		{name: "unknown errcode", status: 200, body: `{"errcode":99999,"errmsg":"new"}`},
+		{name: "truncated answer may have acted", status: 200, body: `{"openid":"x`},
+		{name: "45011 rate limit", status: 200, body: `{"errcode":45011,"errmsg":"api minute-quota reach limit"}`, wantRetryAfter: time.Minute},
+		{name: "45009 daily limit", status: 200, body: `{"errcode":45009,"errmsg":"reach max api daily quota limit"}`, wantRetryAfter: time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, decode := range []func() error{
+				func() error { _, err := Decode(tt.status, []byte(tt.body)); return err },
+				func() error { _, err := DecodeAccessToken(tt.status, []byte(tt.body)); return err },
+				func() error { _, err := DecodePhoneNumber(tt.status, []byte(tt.body), testAppID); return err },
+			} {
+				var pe *provider.Error
+				if err := decode(); !errors.As(err, &pe) {
+					t.Fatalf("err = %v, want a *provider.Error", err)
+				}
+				if pe.Retryable != tt.wantRetryable || pe.RetryAfter != tt.wantRetryAfter {
+					t.Errorf("%v: Retryable = %v, RetryAfter = %v; want %v, %v", pe, pe.Retryable, pe.RetryAfter, tt.wantRetryable, tt.wantRetryAfter)
+				}
+			}
+		})
+	}
+}
