@@ -10,7 +10,7 @@ PROTOC_GEN_GO_GRPC  := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 PROTOC_GEN_OPENAPI  := github.com/google/gnostic/cmd/protoc-gen-openapi@v0.7.1
 PROTOC_GEN_VALIDATE := github.com/envoyproxy/protoc-gen-validate@v1.3.3
 
-.PHONY: help run test fuzz build init generate api config ent wire clean
+.PHONY: help run test fuzz bench build static init generate api config ent wire clean
 
 # show this help
 help:
@@ -36,9 +36,17 @@ fuzz:
 		done; \
 	done
 
+# benchmark a real server against same-run ceilings (a few minutes; BENCH_FULL=1: full sweep, 1M identities)
+bench:
+	go run ./cmd/mpauth-bench -version $(VERSION) $(if $(filter-out 0,$(BENCH_FULL)),-full) $(BENCH_FLAGS)
+
 # build bin/mpauth
 build:
 	mkdir -p bin && go build -ldflags "-X main.Version=$(VERSION)" -o bin/mpauth ./cmd/mpauth
+
+# build bin/mpauth as a static binary (no cgo, no libc: what the Dockerfile ships)
+static:
+	mkdir -p bin && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.Version=$(VERSION)" -o bin/mpauth ./cmd/mpauth
 
 # install the pinned code generators (protoc itself: apt-get install protobuf-compiler)
 init:

@@ -289,7 +289,10 @@ func TestPlatformErrorsReachTheClient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fault, func(t *testing.T) {
 			user := "faulty-" + tt.fault
-			req, _ := http.NewRequest("POST", in.sandbox+"/sandbox/faults", strings.NewReader(`{"platform":"wechat","user":"`+user+`","error":"`+tt.fault+`","count":1}`))
+			// Count 2: a transient answer (busy, HTTP 503) is retried once
+			// (upstream.max_retries), so it must answer twice to reach the
+			// client.
+			req, _ := http.NewRequest("POST", in.sandbox+"/sandbox/faults", strings.NewReader(`{"platform":"wechat","user":"`+user+`","error":"`+tt.fault+`","count":2}`))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("set fault: %v %v", err, resp)

@@ -29,6 +29,8 @@ const (
 	appDouyin      = "tttest0000000001"
 	appDouyinGuest = "tttest0000000002"
 	appKuaishou    = "ks000000000000001"
+	appAlipay      = "2021000000000001"
+	appBaidu       = "bdtestappkey0000000001"
 )
 
 // API keys of the test config.
@@ -87,14 +89,18 @@ func testConfig(t *testing.T, driver string) *conf.Bootstrap {
 			{Platform: "douyin", AppId: appDouyin, Secret: "secret-dy", UnionScope: "dy-entity", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 			{Platform: "douyin", AppId: appDouyinGuest, Secret: "secret-dy2", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second), AllowGuests: true},
 			{Platform: "kuaishou", AppId: appKuaishou, Secret: "secret-ks", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
+			{Platform: "alipay", AppId: appAlipay, UnionScope: "ali-group", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second),
+				PrivateKey: sandbox.AlipayDemoAppPrivateKeyPEM, PlatformPublicKey: sandbox.AlipaySandboxPublicKeyPEM, AesKey: sandbox.AlipayDemoAESKey},
+			{Platform: "baidu", AppId: appBaidu, Secret: "secret-bd", UnionScope: "bd-entity", Endpoint: sandboxEndpoint, Timeout: durationpb.New(3 * time.Second)},
 		},
 		ApiKeys: []*conf.APIKey{
 			{Id: "test-backend", Key: backendKey, Scopes: []string{"backend"}},
 			{Id: "test-admin", Key: adminKey, Scopes: []string{"admin"}},
 		},
 		Accounts: &conf.Accounts{UnionMerge: "auto"},
-		Sandbox: &conf.Sandbox{Enabled: true, Addr: "127.0.0.1:0", CodeTtl: durationpb.New(5 * time.Minute)},
-		Log:     &conf.Log{Level: "debug"},
+		Secrets:  &conf.Secrets{DevGenerateKey: true},
+		Sandbox:  &conf.Sandbox{Enabled: true, Addr: "127.0.0.1:0", CodeTtl: durationpb.New(5 * time.Minute)},
+		Log:      &conf.Log{Level: "debug"},
 	}
 }
 

@@ -16,7 +16,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	_, _, next := in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tok["refresh_token"].(string)})
 	in.call(t, "GET", "/v1/me", next["access_token"].(string), nil)
-	in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tok["refresh_token"].(string)}) // rejected replay
+	in.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tok["refresh_token"].(string)})   // rejected replay
 	in.call(t, "POST", "/v1/auth/login", "", map[string]string{"platform": "wechat", "app_id": appA, "code": code}) // CODE_USED
 	in.call(t, "POST", "/v1/auth/logout", next["access_token"].(string), nil)
 

@@ -13,14 +13,17 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/go-kratos/kratos/v2"
 	"github.com/go-kratos/kratos/v2/log"
+	"github.com/go-kratos/kratos/v2/middleware/tracing"
 	"github.com/go-kratos/kratos/v2/transport"
 	"github.com/go-kratos/kratos/v2/transport/grpc"
 	"github.com/go-kratos/kratos/v2/transport/http"
 
 	"github.com/mpauth/mpauth/internal/conf"
+	"github.com/mpauth/mpauth/internal/observability"
 	"github.com/mpauth/mpauth/internal/sandbox"
 )
 
@@ -81,10 +84,21 @@ func loadConfig(fs *flag.FlagSet, args []string) (*conf.Bootstrap, error) {
 	return conf.Load(*path)
 }
 
+// newLogger writes observability.log_format lines ("json", the default: one
+// object per line; "text": key=value) at log.level. Lines logged in a
+// request carry its trace_id (also its request id, in X-Request-Id) and
+// span_id.
 func newLogger(bc *conf.Bootstrap, w io.Writer) log.Logger {
-	l := log.With(log.NewStdLogger(w), "ts", log.DefaultTimestamp, "service", "mpauth", "version", Version)
+	l := log.With(observability.NewLogger(bc.GetObservability().GetLogFormat(), w),
+		"ts", log.DefaultTimestamp, "service", "mpauth", "version", Version,
+		"trace_id", tracing.TraceID(), "span_id", tracing.SpanID())
 	return log.NewFilter(l, log.FilterLevel(log.ParseLevel(bc.GetLog().GetLevel())))
 }
+
+// stopTimeout bounds the graceful shutdown: on SIGTERM the servers stop
+// accepting, in-flight requests get this long to finish, then the rest are
+// cut off.
+const stopTimeout = 15 * time.Second
 
 func serve(args []string, stdout io.Writer) error {
 	bc, err := loadConfig(flag.NewFlagSet("serve", flag.ContinueOnError), args)
@@ -110,6 +124,7 @@ func newApp(bc *conf.Bootstrap, logger log.Logger, hs *http.Server, gs *grpc.Ser
 		kratos.Name("mpauth"),
 		kratos.Version(Version),
 		kratos.Logger(logger),
+		kratos.StopTimeout(stopTimeout),
 		kratos.AfterStart(func(context.Context) error {
 			announce(bc, logger, sb)
 			return nil

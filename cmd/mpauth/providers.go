@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/go-kratos/kratos/v2/log"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mpauth/mpauth/internal/biz"
@@ -23,7 +24,7 @@ import (
 // wherever it listens" (tests bind it to port 0).
 const sandboxEndpoint = "sandbox"
 
-func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox, tokens *biz.TokenBroker) (*provider.Registry, error) {
+func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox, tokens *biz.TokenBroker, obs provider.Observer) (*provider.Registry, error) {
 	apps := bc.Apps
 	for i, a := range apps {
 		if a.GetEndpoint() != sandboxEndpoint {
@@ -36,7 +37,11 @@ func newRegistry(bc *conf.Bootstrap, sb *sandbox.Sandbox, tokens *biz.TokenBroke
 		resolved.Endpoint = sb.Endpoint()
 		apps = append(apps[:i:i], append([]*conf.App{resolved}, apps[i+1:]...)...)
 	}
-	return platforms.NewRegistry(apps, provider.Env{Tokens: tokens})
+	up := bc.GetUpstream()
+	return platforms.NewRegistry(apps, provider.Env{Tokens: tokens, Observer: obs, Resilience: &provider.ResilienceOptions{
+		MaxRetries:     int(up.GetMaxRetries()),
+		BreakerOpenFor: up.GetBreakerOpenFor().AsDuration(),
+	}})
 }
 
 func newAuthConfig(bc *conf.Bootstrap) biz.AuthConfig {
@@ -127,5 +132,9 @@ func newSandbox(bc *conf.Bootstrap, logger log.Logger) (*sandbox.Sandbox, error)
 	return sb, nil
 }
 
-// newLoginLimiter returns the per-identity login limiter.
-func newLoginLimiter(bc *conf.Bootstrap) biz.LoginLimiter { return biz.NoLoginLimit{} }
+// newLoginLimiter returns the per-identity login limiter
+// (limits.login_per_identity_per_minute; shared through Redis when
+// configured). See limits.go.
+func newLoginLimiter(bc *conf.Bootstrap, rdb *redis.Client, logger log.Logger) biz.LoginLimiter {
+	return identityLoginLimiter(bc, rdb, logger)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -232,4 +233,62 @@ func TestMeBindAndUnbind(t *testing.T) {
 	assertError(t, status, e, 400, "FAILED_PRECONDITION")
 	status, _, e = in.call(t, "DELETE", "/v1/me/identities/wechat/"+appC, access, nil)
 	assertError(t, status, e, 404, "NOT_FOUND")
+}
+
+// TestAliasesChain: B merged into A, then A into C: B resolves to C.
+func TestAliasesChain(t *testing.T) {
+	in := start(t, testConfig(t, "sqlite"))
+	a := in.login(t, appC, "chain-a")["user_id"].(string)
+	b := in.login(t, appC, "chain-b")["user_id"].(string)
+	c := in.login(t, appC, "chain-c")["user_id"].(string)
+	merge := func(target, source string) {
+		t.Helper()
+		st, _, body := in.call(t, "POST", "/v1/admin/users/"+target+"/merge", adminKey, map[string]any{"source_user_id": source, "reason": "chain", "force": true})
+		if st != 200 {
+			t.Fatalf("merge %s into %s: %d %v", source, target, st, body)
+		}
+	}
+	merge(a, b)
+	merge(c, a)
+	for _, id := range []string{a, b} {
+		_, _, got := in.call(t, "GET", "/v1/users/"+id, backendKey, nil)
+		if got["canonical_user_id"] != c {
+			t.Fatalf("%s resolves to %v, want %s", id, got["canonical_user_id"], c)
+		}
+	}
+	// Merging C into its own alias is refused: no loops.
+	st, _, e := in.call(t, "POST", "/v1/admin/users/"+b+"/merge", adminKey, map[string]any{"source_user_id": c, "reason": "loop"})
+	assertError(t, st, e, 400, "INVALID_ARGUMENT")
+	u := in.adminUser(t, c)
+	if al := u["aliases"].([]any); len(al) != 2 {
+		t.Fatalf("aliases of the end of the chain = %v, want both", al)
+	}
+}
+
+// TestUnionMergeConflictMode: with union_merge: conflict a late unionid
+// does not merge; the login proceeds as the identity's own user and an
+// identity.conflict event tells operators.
+func TestUnionMergeConflictMode(t *testing.T) {
+	fake := newPlatformFake()
+	platform := httptest.NewServer(fake)
+	defer platform.Close()
+	bc := instancesConfig(t, "sqlite", platform.URL, false)
+	bc.Accounts.UnionMerge = "conflict"
+	in := start(t, bc)
+	in.sandbox = platform.URL
+	late := in.login(t, appLate, "mia")["user_id"].(string) // no unionid yet
+	viaA := in.login(t, appA, "mia")["user_id"].(string)    // owns the unionid
+	fake.switched.Store(true)
+	again := in.login(t, appLate, "mia")["user_id"].(string)
+	if late == viaA || again != late {
+		t.Fatalf("conflict mode: late=%s viaA=%s again=%s; want two users, the login as its own", late, viaA, again)
+	}
+	st, _, audit := in.call(t, "GET", "/v1/admin/audit?action=identity.conflict", adminKey, nil)
+	if st != 200 || len(audit["events"].([]any)) != 1 {
+		t.Fatalf("audit: %d %v", st, audit)
+	}
+	ev := audit["events"].([]any)[0].(map[string]any)["details"].(map[string]any)
+	if ev["union_owner"] != viaA || ev["identity_owner"] != late {
+		t.Fatalf("conflict details = %v", ev)
+	}
 }

@@ -46,6 +46,8 @@ func TestPhoneAndProfileOnEveryPlatform(t *testing.T) {
 		{"wechat", appA},
 		{"douyin", appDouyin},
 		{"kuaishou", appKuaishou},
+		{"baidu", appBaidu},
+		{"alipay", appAlipay},
 	} {
 		t.Run(tt.platform, func(t *testing.T) {
 			user := "phone-" + tt.platform
@@ -53,9 +55,31 @@ func TestPhoneAndProfileOnEveryPlatform(t *testing.T) {
 			access := tok["access_token"].(string)
 
 			sealed := in.sandboxPost(t, "/sandbox/user-data", map[string]any{"platform": tt.platform, "app_id": tt.app, "user": user, "kind": "phone", "phone": "13800138000", "country_code": "86"})
-			status, _, got := in.call(t, "POST", "/v1/me/phone", access, map[string]any{"encrypted_data": sealed["encrypted_data"], "iv": sealed["iv"]})
-			if status != 200 || got["phone_number"] == "" || got["country_code"] != "86" {
+			status, _, got := in.call(t, "POST", "/v1/me/phone", access, map[string]any{"encrypted_data": sealed["encrypted_data"], "iv": sealed["iv"], "sign": sealed["sign"]})
+			// Baidu and Alipay give mainland numbers without a country code.
+			wantCC := "86"
+			if tt.platform == "baidu" || tt.platform == "alipay" {
+				wantCC = ""
+			}
+			if status != 200 || got["phone_number"] != "13800138000" || got["country_code"] != wantCC {
 				t.Fatalf("phone: %d %v", status, got)
+			}
+			if tt.platform == "alipay" {
+				// Alipay's phone data is sealed with the app's key and signed
+				// by Alipay; there is no session_key, no profile data, no
+				// watermark, and tampering breaks the signature.
+				sealed = in.sandboxPost(t, "/sandbox/user-data", map[string]any{"platform": tt.platform, "app_id": tt.app, "user": user, "kind": "phone", "phone": "13800138009"})
+				status, _, e := in.call(t, "POST", "/v1/me/phone", access, map[string]any{"encrypted_data": sealed["encrypted_data"], "sign": "AAAA" + sealed["sign"].(string)[4:]})
+				assertError(t, status, e, 400, "DECRYPT_FAILED")
+				status, _, e = in.call(t, "POST", "/v1/me/profile", access, map[string]any{"encrypted_data": sealed["encrypted_data"], "iv": "x"})
+				if status < 400 {
+					t.Fatalf("alipay encrypted profile accepted: %d %v", status, e)
+				}
+				status, _, me := in.call(t, "POST", "/v1/me/profile", access, map[string]any{"nickname": "Ali", "avatar_url": "https://example.com/a.png"})
+				if status != 200 || me["nickname"] != "Ali" {
+					t.Fatalf("plain profile: %d %v", status, me)
+				}
+				return
 			}
 			sealed = in.sandboxPost(t, "/sandbox/user-data", map[string]any{"platform": tt.platform, "app_id": tt.app, "user": user, "kind": "profile", "nickname": "Band", "avatar_url": "https://example.com/a.png"})
 			status, _, me := in.call(t, "POST", "/v1/me/profile", access, map[string]any{"encrypted_data": sealed["encrypted_data"], "iv": sealed["iv"]})
@@ -140,4 +164,32 @@ func TestDouyinGuests(t *testing.T) {
 	}
 	status, _, e = in.call(t, "POST", "/v1/auth/login", "", map[string]string{"platform": "wechat", "app_id": appA, "anonymous_code": "x"})
 	assertError(t, status, e, 400, "INVALID_ARGUMENT")
+}
+
+// TestLoginOnEveryPlatform: each platform's sandbox, through that
+// platform's real provider; same person twice, same user; unionids join
+// apps of one scope only.
+func TestLoginOnEveryPlatform(t *testing.T) {
+	in := start(t, testConfig(t, "sqlite"))
+	for _, tt := range []struct{ platform, app string }{
+		{"wechat", appA}, {"alipay", appAlipay}, {"douyin", appDouyin}, {"kuaishou", appKuaishou}, {"baidu", appBaidu},
+	} {
+		t.Run(tt.platform, func(t *testing.T) {
+			first := in.loginOn(t, tt.platform, tt.app, "multi")
+			again := in.loginOn(t, tt.platform, tt.app, "multi")
+			if first["is_new_user"] != true || again["user_id"] != first["user_id"] || again["is_new_user"] != false {
+				t.Fatalf("first %v, again %v", first, again)
+			}
+			u := in.adminUser(t, first["user_id"].(string))
+			ids := u["identities"].([]any)
+			if len(ids) != 1 || ids[0].(map[string]any)["platform"] != tt.platform {
+				t.Fatalf("identities = %v", ids)
+			}
+			// unionids are compared within one platform only: one person on
+			// five platforms is five users until they bind their accounts.
+			if tt.platform != "kuaishou" && ids[0].(map[string]any)["unionid"] == "" {
+				t.Errorf("%s app with a union scope got no unionid", tt.platform)
+			}
+		})
+	}
 }

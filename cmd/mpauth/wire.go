@@ -21,7 +21,7 @@ import (
 func wireApp(*conf.Bootstrap, log.Logger) (*kratos.App, func(), error) {
 	panic(wire.Build(
 		wire.FieldsOf(new(*conf.Bootstrap), "Server", "Data"),
-		data.ProviderSet, biz.ProviderSet, service.ProviderSet, server.ProviderSet,
-		newRegistry, newAuthConfig, newAPIKeys, newTokenManager, newSandbox, newLoginLimiter, newApp,
+		data.ProviderSet, biz.ProviderSet, service.ProviderSet, server.ProviderSet, observabilitySet,
+		newRegistry, newAuthConfig, newAPIKeys, newTokenManager, newSandbox, newLoginLimiter, newRedis, newProtection, newApp, newSecretBox,
 	))
 }

@@ -26,33 +26,53 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 		return nil, nil, err
 	}
 	confData := bootstrap.Data
-	dataData, cleanup, err := data.NewData(confData, logger)
+	box, err := newSecretBox(bootstrap, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	dataData, cleanup, err := data.NewData(confData, box, logger)
 	if err != nil {
 		return nil, nil, err
 	}
 	platformTokenRepo := data.NewPlatformTokenRepo(dataData)
 	tokenBroker := biz.NewTokenBroker(platformTokenRepo, logger)
-	registry, err := newRegistry(bootstrap, sandbox, tokenBroker)
+	telemetry, cleanup2, err := newTelemetry(bootstrap)
 	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	observer := newObserver(telemetry)
+	registry, err := newRegistry(bootstrap, sandbox, tokenBroker, observer)
+	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	transaction := data.NewTransaction(dataData)
 	accountRepo := data.NewAccountRepo(dataData)
 	sessionRepo := data.NewSessionRepo(dataData)
-	auditRepo := data.NewAuditRepo(dataData)
+	auditRepo := newAuditRepo(dataData, telemetry)
 	codeExchangeRepo := data.NewCodeExchangeRepo(dataData)
 	manager, err := newTokenManager(bootstrap, logger)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	unifier := biz.NewUnifier(accountRepo, sessionRepo, auditRepo)
-	loginLimiter := newLoginLimiter(bootstrap)
+	client, cleanup3, err := newRedis(bootstrap, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	bizLoginLimiter := newLoginLimiter(bootstrap, client, logger)
 	authConfig := newAuthConfig(bootstrap)
-	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, codeExchangeRepo, manager, unifier, loginLimiter, authConfig, logger)
+	authUsecase := biz.NewAuthUsecase(registry, transaction, accountRepo, sessionRepo, auditRepo, codeExchangeRepo, manager, unifier, bizLoginLimiter, authConfig, logger)
 	apiKeys, err := newAPIKeys(bootstrap)
 	if err != nil {
+		cleanup3()
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
@@ -68,14 +88,26 @@ func wireApp(bootstrap *conf.Bootstrap, logger log.Logger) (*kratos.App, func(),
 		Admin:   adminService,
 		Backend: backendService,
 	}
-	httpServer, err := server.NewHTTPServer(confServer, authUsecase, apiKeys, manager, services, logger)
+	protection, err := newProtection(bootstrap, client, logger)
 	if err != nil {
+		cleanup3()
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	grpcServer := server.NewGRPCServer(confServer, authUsecase, apiKeys, services, logger)
+	readiness := newReadiness(dataData)
+	httpServer, err := server.NewHTTPServer(confServer, authUsecase, apiKeys, manager, services, protection, telemetry, readiness, logger)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	grpcServer := server.NewGRPCServer(confServer, authUsecase, apiKeys, services, protection, telemetry, logger)
 	app := newApp(bootstrap, logger, httpServer, grpcServer, sandbox)
 	return app, func() {
+		cleanup3()
+		cleanup2()
 		cleanup()
 	}, nil
 }

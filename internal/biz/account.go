@@ -87,7 +87,7 @@ type AccountRepo interface {
 	FindIdentity(ctx context.Context, platform, appID, openID string) (*Identity, error)
 	// CreateIdentity fails with ErrConcurrentUpdate when the natural key exists.
 	CreateIdentity(ctx context.Context, id *Identity) (*Identity, error)
-	RecordLogin(ctx context.Context, identityID int, u LoginUpdate) error
+	RecordLogin(ctx context.Context, ident *Identity, u LoginUpdate) error
 	ListIdentities(ctx context.Context, userID string) ([]*Identity, error)
 	// FindUserIdentity returns the user's identity in one app; ErrNotFound if none.
 	FindUserIdentity(ctx context.Context, userID, platform, appID string) (*Identity, error)

@@ -94,7 +94,7 @@ func NewAuthUsecase(apps *provider.Registry, tx Transaction, accounts AccountRep
 		apps: apps, tx: tx, accounts: accounts, sessions: sessions, audit: audit, codes: codes, tokens: tokens, unifier: unifier, limiter: limiter, cfg: cfg,
 		now:    time.Now,
 		holder: randomID("i_"),
-		log: log.NewHelper(log.With(logger, "module", "biz/auth")),
+		log:    log.NewHelper(log.With(logger, "module", "biz/auth")),
 	}
 }
 
@@ -160,7 +160,7 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 		if unionID != "" {
 			upd.UnionScope, upd.UnionID = app.UnionScope, unionID
 		}
-		return userID, false, uc.accounts.RecordLogin(ctx, ident.ID, upd)
+		return userID, false, uc.accounts.RecordLogin(ctx, ident, upd)
 	case !errors.Is(err, ErrNotFound):
 		return "", false, err
 	}
@@ -303,7 +303,8 @@ func (uc *AuthUsecase) Refresh(ctx context.Context, refreshToken string) (*Token
 		sess   *Session
 		reused bool
 	)
-	err := uc.tx.InTx(ctx, func(ctx context.Context) error {
+	err := uc.inTx(ctx, func(ctx context.Context) error {
+		reused = false
 		rt, s, err := uc.sessions.FindRefreshToken(ctx, hash)
 		if err != nil {
 			return err
@@ -484,13 +485,20 @@ func (uc *AuthUsecase) platformError(ctx context.Context, app provider.App, err 
 	}
 }
 
-// RateLimited is the RATE_LIMITED error telling the client when to retry.
-func RateLimited(what string, after time.Duration) error {
+// Login limits, named in RATE_LIMITED errors (metadata "limit") and metrics.
+const (
+	LimitIP       = "ip"
+	LimitIdentity = "identity"
+)
+
+// RateLimited is the RATE_LIMITED error of a limit, telling the client when
+// to retry.
+func RateLimited(limit, what string, after time.Duration) error {
 	secs := int(after.Seconds() + 0.999)
 	if secs < 1 {
 		secs = 1
 	}
-	return v1.ErrorRateLimited("%s: retry in %d s", what, secs).WithMetadata(map[string]string{"retry_after": fmt.Sprint(secs)})
+	return v1.ErrorRateLimited("%s: retry in %d s", what, secs).WithMetadata(map[string]string{"retry_after": fmt.Sprint(secs), "limit": limit})
 }
 
 // isAPIError reports whether err already is one of the API's errors (a
@@ -513,7 +521,9 @@ func storageError(ctx context.Context, l *log.Helper, op string, err error) erro
 	switch {
 	case isAPIError(err):
 		return err
-	case errors.Is(err, ErrStorageUnavailable):
+	case errors.Is(err, ErrStorageUnavailable), errors.Is(err, ErrConcurrentUpdate):
+		// A transaction that kept losing races is a database under
+		// contention: retryable, like an unavailable one.
 		l.WithContext(ctx).Errorw("msg", op+" failed: storage unavailable", "err", err)
 		return ErrStorageUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -101,7 +101,7 @@ func (uc *AuthUsecase) exchange(ctx context.Context, app provider.App, p provide
 	}
 	if ok, after := uc.limiter.AllowIdentity(ctx, app.Platform, app.AppID, id.OpenID+id.AnonymousOpenID); !ok {
 		release()
-		return nil, RateLimited("too many logins for this account", after)
+		return nil, RateLimited(LimitIdentity, "too many logins for this account", after)
 	}
 	now := uc.now()
 	refresh := newRefreshToken()

@@ -371,9 +371,12 @@ func (x *Observability) GetLogFormat() string {
 type Redis struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// host:port; empty: no Redis (the database is the shared store).
-	Addr          string `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
-	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
-	Db            int32  `protobuf:"varint,3,opt,name=db,proto3" json:"db,omitempty"`
+	Addr     string `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Db       int32  `protobuf:"varint,3,opt,name=db,proto3" json:"db,omitempty"`
+	// Prefix of every key mpauth writes (default "mpauth:"): deployments
+	// sharing one Redis use different prefixes.
+	KeyPrefix     string `protobuf:"bytes,4,opt,name=key_prefix,json=keyPrefix,proto3" json:"key_prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +430,13 @@ func (x *Redis) GetDb() int32 {
 		return x.Db
 	}
 	return 0
+}
+
+func (x *Redis) GetKeyPrefix() string {
+	if x != nil {
+		return x.KeyPrefix
+	}
+	return ""
 }
 
 // Upstream tunes calls to the platforms.
@@ -1438,11 +1448,13 @@ const file_conf_conf_proto_rawDesc = "" +
 	"\rotlp_endpoint\x18\x01 \x01(\tR\fotlpEndpoint\x12,\n" +
 	"\x12trace_sample_ratio\x18\x02 \x01(\x01R\x10traceSampleRatio\x12\x1d\n" +
 	"\n" +
-	"log_format\x18\x03 \x01(\tR\tlogFormat\"G\n" +
+	"log_format\x18\x03 \x01(\tR\tlogFormat\"f\n" +
 	"\x05Redis\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x0e\n" +
-	"\x02db\x18\x03 \x01(\x05R\x02db\"p\n" +
+	"\x02db\x18\x03 \x01(\x05R\x02db\x12\x1d\n" +
+	"\n" +
+	"key_prefix\x18\x04 \x01(\tR\tkeyPrefix\"p\n" +
 	"\bUpstream\x12\x1f\n" +
 	"\vmax_retries\x18\x01 \x01(\x05R\n" +
 	"maxRetries\x12C\n" +

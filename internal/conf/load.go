@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"gopkg.in/yaml.v3"
+
+	"github.com/mpauth/mpauth/internal/secretbox"
 )
 
 // Load reads a YAML config file, expands ${ENV_VAR} and ${ENV_VAR:default}
@@ -218,6 +220,7 @@ func applyDefaults(bc *Bootstrap) {
 	if bc.Log.Level == "" {
 		bc.Log.Level = "info"
 	}
+	applyLimitDefaults(bc)
 }
 
 // Validate checks what the server cannot start without.
@@ -270,6 +273,9 @@ func Validate(bc *Bootstrap) error {
 			return fmt.Errorf("config apps[%d].timeout: must be between 1ms and 1m", i)
 		}
 	}
+	if err := validateSecrets(bc.GetSecrets()); err != nil {
+		return err
+	}
 	if m := bc.Accounts.UnionMerge; m != "auto" && m != "conflict" {
 		return fmt.Errorf("config accounts.union_merge: %q is not auto or conflict", m)
 	}
@@ -300,10 +306,49 @@ func Validate(bc *Bootstrap) error {
 		}
 		ids[k.Id] = true
 	}
+	if err := validateLimits(bc.GetLimits(), bc.GetRedis()); err != nil {
+		return err
+	}
 	switch bc.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config log.level: %q is not one of debug, info, warn, error", bc.Log.Level)
+	}
+	return nil
+}
+
+// validateSecrets checks the keys that encrypt secrets at rest.
+func validateSecrets(s *Secrets) error {
+	if len(s.GetKeys()) == 0 {
+		if !s.GetDevGenerateKey() {
+			return fmt.Errorf("config secrets.keys: at least one encryption key is required (32 random bytes, base64: openssl rand -base64 32)")
+		}
+		return nil
+	}
+	ids := map[string]bool{}
+	for i, k := range s.GetKeys() {
+		switch {
+		case k.GetId() == "":
+			return fmt.Errorf("config secrets.keys[%d].id: required (it is stored with every value the key encrypts)", i)
+		case secretbox.CheckKeyID(k.GetId()) != nil:
+			return fmt.Errorf("config secrets.keys[%d].id: %v", i, secretbox.CheckKeyID(k.GetId()))
+		case ids[k.GetId()]:
+			return fmt.Errorf("config secrets.keys[%d].id: %q is used twice", i, k.GetId())
+		case (k.GetKey() == "") == (k.GetKeyFile() == ""):
+			return fmt.Errorf("config secrets.keys[%d]: set exactly one of key and key_file", i)
+		}
+		if k.GetKey() != "" {
+			if _, err := secretbox.ParseKey(k.GetKey()); err != nil {
+				return fmt.Errorf("config secrets.keys[%d].key: %v", i, err)
+			}
+		}
+		ids[k.GetId()] = true
+	}
+	switch {
+	case s.GetActiveKeyId() == "" && len(s.GetKeys()) > 1:
+		return fmt.Errorf("config secrets.active_key_id: required with more than one key (the key new values are encrypted with)")
+	case s.GetActiveKeyId() != "" && !ids[s.GetActiveKeyId()]:
+		return fmt.Errorf("config secrets.active_key_id: %q is not among secrets.keys", s.GetActiveKeyId())
 	}
 	return nil
 }

@@ -12,11 +12,19 @@ auth:
   issuer: https://auth.test
   audience: backend
   dev_generate_key: true
+secrets:
+  dev_generate_key: true
 apps:
   - platform: wechat
     app_id: wx1
     secret: ${TEST_SECRET:fallback}
 `
+
+// testKey32 and testKey16 are base64 keys of 32 and 16 bytes.
+const (
+	testKey32 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	testKey16 = "AAECAwQFBgcICQoLDA0ODw=="
+)
 
 func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
@@ -57,6 +65,7 @@ func TestParseReadsGoDurations(t *testing.T) {
 }
 
 func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
+	bare := strings.Replace(minimal, "secrets:\n  dev_generate_key: true\n", "", 1) // no secrets block
 	tests := []struct {
 		name string
 		yaml string
@@ -79,6 +88,15 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"api key without scope", minimal + "api_keys:\n  - id: k\n    key: 0123456789abcdef0123456789abcdef\n", "api_keys[0].scopes"},
 		{"unknown scope", minimal + "api_keys:\n  - id: k\n    key: 0123456789abcdef0123456789abcdef\n    scopes: [root]\n", "api_keys[0].scopes"},
 		{"not yaml", "{", "not valid YAML"},
+		{"no secrets key outside dev", bare, "secrets.keys"},
+		{"secrets key not base64", bare + "secrets:\n  keys:\n    - id: k1\n      key: not-base64!!\n", "secrets.keys[0].key"},
+		{"secrets key too short", bare + "secrets:\n  keys:\n    - id: k1\n      key: " + testKey16 + "\n", "secrets.keys[0].key"},
+		{"secrets key without id", bare + "secrets:\n  keys:\n    - key: " + testKey32 + "\n", "secrets.keys[0].id"},
+		{"secrets key id with a dot", bare + "secrets:\n  keys:\n    - id: k.1\n      key: " + testKey32 + "\n", "secrets.keys[0].id"},
+		{"secrets key id twice", bare + "secrets:\n  active_key_id: k1\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n    - id: k1\n      key: " + testKey32 + "\n", "secrets.keys[1].id"},
+		{"secrets key and key_file", bare + "secrets:\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n      key_file: /k\n", "secrets.keys[0]"},
+		{"secrets active key not listed", bare + "secrets:\n  active_key_id: k9\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n", "secrets.active_key_id"},
+		{"secrets two keys and no active", bare + "secrets:\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n    - id: k2\n      key: " + testKey32 + "\n", "secrets.active_key_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +111,29 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 	}
 }
 
+func TestParseAcceptsSecretsKeys(t *testing.T) {
+	bare := strings.Replace(minimal, "secrets:\n  dev_generate_key: true\n", "", 1)
+	tests := []struct {
+		name, yaml string
+	}{
+		{"one key, active implied", bare + "secrets:\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n"},
+		{"one key from the environment", bare + "secrets:\n  keys:\n    - id: k1\n      key: ${TEST_SECRETS_KEY}\n"},
+		{"rotation: two keys, the new one active", bare + "secrets:\n  active_key_id: k2\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n    - id: k2\n      key_file: /run/secrets/k2\n"},
+		{"unpadded url base64", bare + "secrets:\n  keys:\n    - id: k1\n      key: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bc, err := Parse([]byte(tt.yaml), env(map[string]string{"TEST_SECRETS_KEY": testKey32}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bc.Secrets.Keys) == 0 {
+				t.Fatal("no secrets keys parsed")
+			}
+		})
+	}
+}
+
 func TestShippedConfigsParse(t *testing.T) {
 	for _, f := range []string{"../../configs/config.yaml", "../../configs/mysql.example.yaml"} {
 		raw, err := os.ReadFile(f)
@@ -100,7 +141,8 @@ func TestShippedConfigsParse(t *testing.T) {
 			t.Fatal(err)
 		}
 		vars := env(map[string]string{"MPAUTH_MYSQL_DSN": "u:p@tcp(db:3306)/mpauth", "MPAUTH_WECHAT_APP_ID": "wx1", "MPAUTH_WECHAT_SECRET": "s",
-			"MPAUTH_BACKEND_KEY_SHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})
+			"MPAUTH_BACKEND_KEY_SHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			"MPAUTH_SECRETS_KEY":        testKey32})
 		bc, err := Parse(raw, vars)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
@@ -111,5 +153,52 @@ func TestShippedConfigsParse(t *testing.T) {
 		if strings.Contains(f, "mysql") && bc.Sandbox.Enabled {
 			t.Errorf("the sandbox must be off outside the dev config")
 		}
+	}
+}
+
+func TestParseLimitsDefaultsAndValidation(t *testing.T) {
+	bc, err := Parse([]byte(minimal), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := bc.Limits; l.LoginPerIpPerMinute != 120 || l.LoginPerIdentityPerMinute != 30 || l.DisableOverloadProtection {
+		t.Errorf("limit defaults = %v, want 120/min per IP, 30/min per identity, overload protection on", l)
+	}
+	if bc.GetRedis().GetAddr() != "" {
+		t.Errorf("redis configured by default: %v", bc.Redis)
+	}
+
+	bc, err = Parse([]byte(minimal+"limits:\n  login_per_ip_per_minute: -1\n  login_per_identity_per_minute: 5\n  disable_overload_protection: true\n  trusted_proxies: [10.0.0.0/8, 192.168.1.7, \"::1\"]\nredis:\n  addr: 127.0.0.1:6379\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := bc.Limits; l.LoginPerIpPerMinute != -1 || l.LoginPerIdentityPerMinute != 5 || !l.DisableOverloadProtection || len(l.TrustedProxies) != 3 {
+		t.Errorf("limits = %v", l)
+	}
+	if bc.Redis.KeyPrefix != "mpauth:" {
+		t.Errorf("redis.key_prefix default = %q, want mpauth:", bc.Redis.KeyPrefix)
+	}
+	proxies, err := ParseTrustedProxies(bc.Limits.TrustedProxies)
+	if err != nil || len(proxies) != 3 || proxies[1].Bits() != 32 || proxies[2].Bits() != 128 {
+		t.Errorf("trusted proxies = %v, %v: a bare address is a single-address prefix", proxies, err)
+	}
+
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"ip limit below -1", "limits:\n  login_per_ip_per_minute: -2\n", "limits.login_per_ip_per_minute"},
+		{"identity limit below -1", "limits:\n  login_per_identity_per_minute: -5\n", "limits.login_per_identity_per_minute"},
+		{"trusted proxy not an address", "limits:\n  trusted_proxies: [10.0.0.1, proxy.local]\n", "limits.trusted_proxies[1]"},
+		{"trusted proxy bad CIDR", "limits:\n  trusted_proxies: [10.0.0.0/33]\n", "limits.trusted_proxies[0]"},
+		{"redis addr without port", "redis:\n  addr: localhost\n", "redis.addr"},
+		{"redis negative db", "redis:\n  addr: localhost:6379\n  db: -1\n", "redis.db"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(minimal+tt.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one naming %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 type accountRepo struct{ d *Data }
 
-// NewAccountRepo returns the biz.AccountRepo on d.
+// NewAccountRepo returns the biz.AccountRepo on d. Session keys are sealed
+// with d's secretbox.
 func NewAccountRepo(d *Data) biz.AccountRepo { return &accountRepo{d} }
 
 func (r *accountRepo) CreateUser(ctx context.Context, id string) (*biz.User, error) {
@@ -67,7 +68,7 @@ func (r *accountRepo) FindUserIdentity(ctx context.Context, userID, platform, ap
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return toIdentity(i), nil
+	return r.toIdentity(i), nil
 }
 
 func toUser(u *ent.User) *biz.User {
@@ -102,10 +103,14 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return toIdentity(i), nil
+	return r.toIdentity(i), nil
 }
 
 func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*biz.Identity, error) {
+	sealed, err := r.d.seal(in.SessionKey, sessionKeyAAD(in.Platform, in.AppID, in.OpenID))
+	if err != nil {
+		return nil, err
+	}
 	i, err := r.d.client(ctx).Identity.Create().
 		SetUserID(in.UserID).
 		SetPlatform(in.Platform).
@@ -113,22 +118,27 @@ func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*bi
 		SetOpenid(in.OpenID).
 		SetUnionScope(in.UnionScope).
 		SetUnionid(in.UnionID).
-		SetSessionKey(in.SessionKey).
+		SetSessionKey(sealed).
 		SetLastLoginAt(in.LastLoginAt).
 		Save(ctx)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return toIdentity(i), nil
+	return r.toIdentity(i), nil
 }
 
-func (r *accountRepo) RecordLogin(ctx context.Context, identityID int, u biz.LoginUpdate) error {
-	q := r.d.client(ctx).Identity.UpdateOneID(identityID).
+func (r *accountRepo) RecordLogin(ctx context.Context, ident *biz.Identity, u biz.LoginUpdate) error {
+	q := r.d.client(ctx).Identity.UpdateOneID(ident.ID).
 		SetLastLoginAt(u.At).
 		SetUnionScope(u.UnionScope).
 		SetUnionid(u.UnionID)
 	if u.SessionKey != "" {
-		q.SetSessionKey(u.SessionKey)
+		// The seal binds the key to the identity's (immutable) natural key.
+		sealed, err := r.d.seal(u.SessionKey, sessionKeyAAD(ident.Platform, ident.AppID, ident.OpenID))
+		if err != nil {
+			return err
+		}
+		q.SetSessionKey(sealed)
 	}
 	return mapErr(q.Exec(ctx))
 }
@@ -143,7 +153,7 @@ func (r *accountRepo) ListIdentities(ctx context.Context, userID string) ([]*biz
 	}
 	out := make([]*biz.Identity, len(rows))
 	for i, row := range rows {
-		out[i] = toIdentity(row)
+		out[i] = r.toIdentity(row)
 	}
 	return out, nil
 }
@@ -167,7 +177,8 @@ func (r *accountRepo) BindUnion(ctx context.Context, platform, unionScope, union
 		Exec(ctx))
 }
 
-func toIdentity(i *ent.Identity) *biz.Identity {
+// toIdentity converts a row, opening its session_key.
+func (r *accountRepo) toIdentity(i *ent.Identity) *biz.Identity {
 	return &biz.Identity{
 		ID:          i.ID,
 		UserID:      i.UserID,
@@ -176,7 +187,7 @@ func toIdentity(i *ent.Identity) *biz.Identity {
 		OpenID:      i.Openid,
 		UnionScope:  i.UnionScope,
 		UnionID:     i.Unionid,
-		SessionKey:  i.SessionKey,
+		SessionKey:  r.d.open(i.SessionKey, sessionKeyAAD(i.Platform, i.AppID, i.Openid), "identity.session_key", i.ID),
 		CreatedAt:   i.CreatedAt,
 		LastLoginAt: i.LastLoginAt,
 	}

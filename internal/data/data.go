@@ -20,10 +20,13 @@ import (
 	"github.com/mpauth/mpauth/internal/conf"
 	"github.com/mpauth/mpauth/internal/data/ent"
 	"github.com/mpauth/mpauth/internal/data/ent/migrate"
+	"github.com/mpauth/mpauth/internal/secretbox"
 )
 
 // ProviderSet is data providers.
-var ProviderSet = wire.NewSet(NewData, NewTransaction, NewAccountRepo, NewSessionRepo, NewAuditRepo, NewPlatformTokenRepo, NewCodeExchangeRepo)
+// The biz.AuditRepo is NewAuditRepo wrapped by cmd/mpauth (observability.go)
+// to count merges and refresh-token reuse.
+var ProviderSet = wire.NewSet(NewData, NewTransaction, NewAccountRepo, NewSessionRepo, NewPlatformTokenRepo, NewCodeExchangeRepo)
 
 // Data holds the database client shared by the repositories.
 type Data struct {
@@ -31,11 +34,26 @@ type Data struct {
 	sqlDB  *sql.DB
 	driver string
 	log    *log.Helper
+	// box encrypts session_keys and platform tokens at rest; nil: the
+	// repositories storing them fail (see WithSecretBox).
+	box *secretbox.Box
 }
 
-// NewData opens the configured database (and migrates it when configured).
-func NewData(c *conf.Data, logger log.Logger) (*Data, func(), error) {
-	d, err := Open(c, logger)
+// Option configures Open.
+type Option func(*Data)
+
+// WithSecretBox sets the box that encrypts secrets at rest. Without it the
+// database opens (for migrations), but storing or reading a session_key or
+// platform token fails.
+func WithSecretBox(b *secretbox.Box) Option { return func(d *Data) { d.box = b } }
+
+// NewData opens the configured database (and migrates it when configured);
+// box encrypts the secrets the repositories store.
+func NewData(c *conf.Data, box *secretbox.Box, logger log.Logger) (*Data, func(), error) {
+	if box == nil {
+		return nil, nil, fmt.Errorf("data: no secretbox: secrets at rest need secrets.keys")
+	}
+	d, err := Open(c, logger, WithSecretBox(box))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,7 +74,7 @@ func NewData(c *conf.Data, logger log.Logger) (*Data, func(), error) {
 }
 
 // Open opens the database without migrating it.
-func Open(c *conf.Data, logger log.Logger) (*Data, error) {
+func Open(c *conf.Data, logger log.Logger, opts ...Option) (*Data, error) {
 	db := c.GetDatabase()
 	var (
 		sqlDB   *sql.DB
@@ -85,12 +103,16 @@ func Open(c *conf.Data, logger log.Logger) (*Data, error) {
 	if d := db.GetConnMaxLifetime(); d != nil {
 		sqlDB.SetConnMaxLifetime(d.AsDuration())
 	}
-	return &Data{
+	d := &Data{
 		db:     ent.NewClient(ent.Driver(entsql.OpenDB(dialect, sqlDB))),
 		sqlDB:  sqlDB,
 		driver: dialect,
 		log:    log.NewHelper(log.With(logger, "module", "data")),
-	}, nil
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
 }
 
 // Close closes the database.

@@ -43,5 +43,3 @@ func mustIdentity(t *testing.T, repo biz.AccountRepo, in *biz.Identity) *biz.Ide
 	}
 	return out
 }
-
-func sameInstant(a, b time.Time) bool { return a.Equal(b) }

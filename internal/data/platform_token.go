@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data/ent"
 	"github.com/mpauth/mpauth/internal/data/ent/platformtoken"
 )
 
 type platformTokenRepo struct{ d *Data }
 
-// NewPlatformTokenRepo returns the biz.PlatformTokenRepo on d.
+// NewPlatformTokenRepo returns the biz.PlatformTokenRepo on d. Tokens are
+// sealed with d's secretbox.
 func NewPlatformTokenRepo(d *Data) biz.PlatformTokenRepo { return &platformTokenRepo{d} }
 
 func (r *platformTokenRepo) Get(ctx context.Context, platform, appID string) (*biz.PlatformToken, error) {
@@ -21,7 +23,7 @@ func (r *platformTokenRepo) Get(ctx context.Context, platform, appID string) (*b
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := &biz.PlatformToken{Token: t.Token, Invalid: t.Invalid}
+	out := &biz.PlatformToken{Token: r.d.open(t.Token, platformTokenAAD(platform, appID), "platform_token.token", t.ID), Invalid: t.Invalid}
 	if t.ExpiresAt != nil {
 		out.ExpiresAt = *t.ExpiresAt
 	}
@@ -55,9 +57,13 @@ func (r *platformTokenRepo) AcquireLease(ctx context.Context, platform, appID, h
 }
 
 func (r *platformTokenRepo) Store(ctx context.Context, platform, appID, holder string, t biz.PlatformToken) error {
+	sealed, err := r.d.seal(t.Token, platformTokenAAD(platform, appID))
+	if err != nil {
+		return err
+	}
 	return mapErr(r.d.client(ctx).PlatformToken.Update().
 		Where(platformtoken.Platform(platform), platformtoken.AppID(appID)).
-		SetToken(t.Token).
+		SetToken(sealed).
 		SetExpiresAt(t.ExpiresAt).
 		SetInvalid(false).
 		SetLeaseHolder("").
@@ -73,9 +79,26 @@ func (r *platformTokenRepo) ReleaseLease(ctx context.Context, platform, appID, h
 		Exec(ctx))
 }
 
+// MarkInvalid flags the stored token when it is still token. Sealed values
+// differ on every write, so the comparison is on the plaintext; the update
+// then matches the exact stored value it compared, so a token stored
+// meanwhile by another instance is never flagged.
 func (r *platformTokenRepo) MarkInvalid(ctx context.Context, platform, appID, token string) error {
-	return mapErr(r.d.client(ctx).PlatformToken.Update().
-		Where(platformtoken.Platform(platform), platformtoken.AppID(appID), platformtoken.Token(token)).
+	c := r.d.client(ctx)
+	t, err := c.PlatformToken.Query().
+		Where(platformtoken.Platform(platform), platformtoken.AppID(appID)).
+		Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return mapErr(err)
+	}
+	if r.d.open(t.Token, platformTokenAAD(platform, appID), "platform_token.token", t.ID) != token {
+		return nil
+	}
+	return mapErr(c.PlatformToken.Update().
+		Where(platformtoken.ID(t.ID), platformtoken.Token(t.Token)).
 		SetInvalid(true).
 		Exec(ctx))
 }

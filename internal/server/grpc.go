@@ -7,11 +7,16 @@ import (
 
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/conf"
+	"github.com/mpauth/mpauth/internal/observability"
 )
 
 // NewGRPCServer returns the gRPC server of the same API.
-func NewGRPCServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, svcs *Services, logger log.Logger) *grpc.Server {
-	opts := []grpc.ServerOption{grpc.Middleware(middlewares(auth, keys, logger)...)}
+func NewGRPCServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, svcs *Services, prot *Protection, tel *observability.Telemetry, logger log.Logger) *grpc.Server {
+	opts := []grpc.ServerOption{
+		grpc.Middleware(middlewares(auth, keys, prot, tel, logger)...),
+		// The HTTP body limit's counterpart.
+		grpc.Options(stdgrpc.MaxRecvMsgSize(maxRequestBody)),
+	}
 	if c.GetGrpc().GetAddr() != "" {
 		opts = append(opts, grpc.Address(c.GetGrpc().GetAddr()))
 	}

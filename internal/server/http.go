@@ -11,6 +11,7 @@ import (
 
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/conf"
+	"github.com/mpauth/mpauth/internal/observability"
 	"github.com/mpauth/mpauth/internal/token"
 )
 
@@ -19,9 +20,9 @@ const maxRequestBody = 64 << 10
 
 // NewHTTPServer returns the HTTP server: the API (routes derived from the
 // protos' google.api.http rules) and the JWKS.
-func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, tokens *token.Manager, svcs *Services, logger log.Logger) (*http.Server, error) {
+func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, tokens *token.Manager, svcs *Services, prot *Protection, tel *observability.Telemetry, ready Readiness, logger log.Logger) (*http.Server, error) {
 	opts := []http.ServerOption{
-		http.Middleware(middlewares(auth, keys, logger)...),
+		http.Middleware(middlewares(auth, keys, prot, tel, logger)...),
 		http.Filter(limitBody),
 		http.ErrorEncoder(encodeError),
 	}
@@ -35,6 +36,7 @@ func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, tok
 	if err := svcs.register(func(desc *grpc.ServiceDesc, impl any) error { return RegisterHTTP(srv, desc, impl) }); err != nil {
 		return nil, err
 	}
+	registerOps(srv, tel, ready, logger) // /metrics, /healthz, /readyz (ops.go)
 	jwks := tokens.JWKS()
 	srv.HandleFunc("/.well-known/jwks.json", func(w stdhttp.ResponseWriter, r *stdhttp.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	stdhttp "net/http"
 	"regexp"
 
 	"github.com/go-kratos/kratos/v2/encoding"
@@ -129,6 +131,10 @@ func httpHandler(rt Route, h grpc.MethodHandler, impl any) http.HandlerFunc {
 			// answer a fixed message instead.
 			if rt.Body != "" {
 				if err := bindBody(ctx, in); err != nil {
+					var tooLarge *stdhttp.MaxBytesError
+					if errors.As(err, &tooLarge) {
+						return v1.ErrorInvalidArgument("the request body is larger than %d KiB", tooLarge.Limit>>10)
+					}
 					return v1.ErrorInvalidArgument("the request body is not a valid JSON object for this method: check field names and types")
 				}
 			}

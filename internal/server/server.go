@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
 	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/observability"
 	"github.com/mpauth/mpauth/internal/service"
 )
 
@@ -26,13 +27,20 @@ func init() {
 
 // middlewares is the chain both transports run, in order. kratos's logging
 // middleware logs requests through their Redact() methods (api/mpauth/v1/redact.go).
-func middlewares(auth *biz.AuthUsecase, keys *biz.APIKeys, logger log.Logger) []middleware.Middleware {
-	return []middleware.Middleware{
-		recovery.Recovery(),
-		logging.Server(logger),
+// Telemetry comes first (every outcome, panics and shed requests included,
+// is traced and counted, and log lines carry the trace id); load shedding
+// next (a shed request costs next to nothing); the per-address login limit
+// after logging (refusals are logged).
+func middlewares(auth *biz.AuthUsecase, keys *biz.APIKeys, prot *Protection, tel *observability.Telemetry, logger log.Logger) []middleware.Middleware {
+	shed, perIP := protection(prot)
+	chain := []middleware.Middleware{tel.Middleware(), recovery.Recovery()}
+	chain = append(chain, shed...)
+	chain = append(chain, logging.Server(logger))
+	chain = append(chain, perIP...)
+	return append(chain,
 		authenticate(auth, keys),
 		validate(),
-	}
+	)
 }
 
 // Services is every API service; both servers serve all of them.

@@ -90,6 +90,17 @@ func (m *BindIdentityRequest) validate(all bool) error {
 		errors = append(errors, err)
 	}
 
+	if !_BindIdentityRequest_Code_Pattern.MatchString(m.GetCode()) {
+		err := BindIdentityRequestValidationError{
+			field:  "Code",
+			reason: "value does not match regex pattern \"^[A-Za-z0-9._=+/-]*$\"",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
 	if len(errors) > 0 {
 		return BindIdentityRequestMultiError(errors)
 	}
@@ -169,6 +180,8 @@ var _ interface {
 	Cause() error
 	ErrorName() string
 } = BindIdentityRequestValidationError{}
+
+var _BindIdentityRequest_Code_Pattern = regexp.MustCompile("^[A-Za-z0-9._=+/-]*$")
 
 // Validate checks the field values on UnbindIdentityRequest with the rules
 // defined in the proto definition for this message. If any rules are
@@ -327,6 +340,17 @@ func (m *SetPhoneRequest) validate(all bool) error {
 		errors = append(errors, err)
 	}
 
+	if !_SetPhoneRequest_Code_Pattern.MatchString(m.GetCode()) {
+		err := SetPhoneRequestValidationError{
+			field:  "Code",
+			reason: "value does not match regex pattern \"^[A-Za-z0-9._=+/-]*$\"",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
 	if utf8.RuneCountInString(m.GetEncryptedData()) > 8192 {
 		err := SetPhoneRequestValidationError{
 			field:  "EncryptedData",
@@ -437,6 +461,8 @@ var _ interface {
 	Cause() error
 	ErrorName() string
 } = SetPhoneRequestValidationError{}
+
+var _SetPhoneRequest_Code_Pattern = regexp.MustCompile("^[A-Za-z0-9._=+/-]*$")
 
 // Validate checks the field values on PhoneReply with the rules defined in the
 // proto definition for this message. If any rules are violated, the first

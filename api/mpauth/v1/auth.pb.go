@@ -33,7 +33,7 @@ type LoginRequest struct {
 	AppId string `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// The one-time code from the platform's login API (wx.login,
 	// my.getAuthCode, tt.login, ks.login, swan.getLoginCode). Required unless
-	// anonymous_code is sent.
+	// anonymous_code is sent. Letters, digits and - _ . = + / only.
 	Code string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
 	// Douyin only: tt.login's anonymousCode. Alone it is a guest login (when
 	// the app allows guests); with code, a guest becomes that real user.
@@ -247,12 +247,12 @@ var File_mpauth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_mpauth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x14mpauth/v1/auth.proto\x12\tmpauth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x17validate/validate.proto\"\xa6\x01\n" +
+	"\x14mpauth/v1/auth.proto\x12\tmpauth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x17validate/validate.proto\"\xd2\x01\n" +
 	"\fLoginRequest\x12%\n" +
 	"\bplatform\x18\x01 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18 R\bplatform\x12 \n" +
-	"\x06app_id\x18\x02 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18@R\x05appId\x12\x1c\n" +
-	"\x04code\x18\x03 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x02R\x04code\x12/\n" +
-	"\x0eanonymous_code\x18\x04 \x01(\tB\b\xfaB\x05r\x03\x18\x80\x02R\ranonymousCode\"A\n" +
+	"\x06app_id\x18\x02 \x01(\tB\t\xfaB\x06r\x04\x10\x01\x18@R\x05appId\x122\n" +
+	"\x04code\x18\x03 \x01(\tB\x1e\xfaB\x1br\x19\x18\x80\x022\x14^[A-Za-z0-9._=+/-]*$R\x04code\x12E\n" +
+	"\x0eanonymous_code\x18\x04 \x01(\tB\x1e\xfaB\x1br\x19\x18\x80\x022\x14^[A-Za-z0-9._=+/-]*$R\ranonymousCode\"A\n" +
 	"\x0eRefreshRequest\x12/\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\n" +
 	"\xfaB\ar\x05\x10\x01\x18\x80\x02R\frefreshToken\"\xf9\x01\n" +

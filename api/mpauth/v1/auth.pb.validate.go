@@ -90,10 +90,32 @@ func (m *LoginRequest) validate(all bool) error {
 		errors = append(errors, err)
 	}
 
+	if !_LoginRequest_Code_Pattern.MatchString(m.GetCode()) {
+		err := LoginRequestValidationError{
+			field:  "Code",
+			reason: "value does not match regex pattern \"^[A-Za-z0-9._=+/-]*$\"",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
 	if utf8.RuneCountInString(m.GetAnonymousCode()) > 256 {
 		err := LoginRequestValidationError{
 			field:  "AnonymousCode",
 			reason: "value length must be at most 256 runes",
+		}
+		if !all {
+			return err
+		}
+		errors = append(errors, err)
+	}
+
+	if !_LoginRequest_AnonymousCode_Pattern.MatchString(m.GetAnonymousCode()) {
+		err := LoginRequestValidationError{
+			field:  "AnonymousCode",
+			reason: "value does not match regex pattern \"^[A-Za-z0-9._=+/-]*$\"",
 		}
 		if !all {
 			return err
@@ -177,6 +199,10 @@ var _ interface {
 	Cause() error
 	ErrorName() string
 } = LoginRequestValidationError{}
+
+var _LoginRequest_Code_Pattern = regexp.MustCompile("^[A-Za-z0-9._=+/-]*$")
+
+var _LoginRequest_AnonymousCode_Pattern = regexp.MustCompile("^[A-Za-z0-9._=+/-]*$")
 
 // Validate checks the field values on RefreshRequest with the rules defined in
 // the proto definition for this message. If any rules are violated, the first

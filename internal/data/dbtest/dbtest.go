@@ -17,6 +17,7 @@ import (
 
 	"github.com/mpauth/mpauth/internal/conf"
 	"github.com/mpauth/mpauth/internal/data"
+	"github.com/mpauth/mpauth/internal/secretbox"
 )
 
 // MySQLDSNEnv names the variable holding a MySQL DSN whose user may create
@@ -41,24 +42,59 @@ func Config(t testing.TB, driver string) *conf.Data {
 		dir := t.TempDir()
 		return &conf.Data{DataDir: dir, Database: &conf.Data_Database{Driver: "sqlite", Source: filepath.Join(dir, "mpauth.db")}}
 	case "mysql":
-		return &conf.Data{DataDir: t.TempDir(), Database: &conf.Data_Database{Driver: "mysql", Source: freshMySQL(t), MaxOpenConns: 64, MaxIdleConns: 64}}
+		return &conf.Data{DataDir: t.TempDir(), Database: &conf.Data_Database{Driver: "mysql", Source: freshMySQL(t), MaxOpenConns: 16, MaxIdleConns: 16}}
 	}
 	t.Fatalf("dbtest: unknown driver %q", driver)
 	return nil
 }
 
-// Open returns a migrated database for driver, closed when the test ends.
+// Open returns a migrated database for driver, closed when the test ends,
+// encrypting secrets at rest with a fresh Box(t).
 func Open(t testing.TB, driver string) *data.Data {
 	t.Helper()
-	d, err := data.Open(Config(t, driver), log.DefaultLogger)
+	return OpenConfig(t, Config(t, driver), Box(t))
+}
+
+// OpenConfig opens and migrates the database of c with box, closed when the
+// test ends. Opening one Config twice with different boxes shows what
+// instances with different key sets see.
+func OpenConfig(t testing.TB, c *conf.Data, box *secretbox.Box) *data.Data {
+	t.Helper()
+	d, err := data.Open(c, log.DefaultLogger, data.WithSecretBox(box))
 	if err != nil {
-		t.Fatalf("dbtest: open %s: %v", driver, err)
+		t.Fatalf("dbtest: open %s: %v", c.GetDatabase().GetDriver(), err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
 	if err := d.Migrate(context.Background()); err != nil {
-		t.Fatalf("dbtest: migrate %s: %v", driver, err)
+		t.Fatalf("dbtest: migrate %s: %v", c.GetDatabase().GetDriver(), err)
 	}
 	return d
+}
+
+// Box returns a secretbox with one fresh random key, id "test".
+func Box(t testing.TB) *secretbox.Box {
+	t.Helper()
+	return BoxOf(t, "", Key(t, "test"))
+}
+
+// Key returns a fresh random secretbox key named id.
+func Key(t testing.TB, id string) secretbox.Key {
+	t.Helper()
+	k, err := secretbox.GenerateKey(id)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	return k
+}
+
+// BoxOf returns a secretbox of keys sealing with active ("": the only key).
+func BoxOf(t testing.TB, active string, keys ...secretbox.Key) *secretbox.Box {
+	t.Helper()
+	b, err := secretbox.New(active, keys...)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	return b
 }
 
 func freshMySQL(t testing.TB) string {

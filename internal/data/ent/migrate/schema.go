@@ -81,7 +81,7 @@ var (
 		{Name: "openid", Type: field.TypeString, Size: 128},
 		{Name: "union_scope", Type: field.TypeString, Size: 64, Default: ""},
 		{Name: "unionid", Type: field.TypeString, Size: 128, Default: ""},
-		{Name: "session_key", Type: field.TypeString, Size: 512, Default: ""},
+		{Name: "session_key", Type: field.TypeString, Size: 1024, Default: ""},
 		{Name: "last_login_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "user_id", Type: field.TypeString, Size: 40},
 	}
@@ -123,7 +123,7 @@ var (
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "platform", Type: field.TypeString, Size: 16},
 		{Name: "app_id", Type: field.TypeString, Size: 64},
-		{Name: "token", Type: field.TypeString, Size: 2048, Default: ""},
+		{Name: "token", Type: field.TypeString, Size: 4096, Default: ""},
 		{Name: "expires_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "invalid", Type: field.TypeBool, Default: false},
 		{Name: "lease_holder", Type: field.TypeString, Size: 64, Default: ""},

@@ -22,8 +22,11 @@ func (Identity) Fields() []ent.Field {
 		// The union scope the unionid was issued in; empty when the app has none.
 		field.String("union_scope").MaxLen(64).Default(""),
 		field.String("unionid").MaxLen(128).Default(""),
-		// The platform's session_key for decrypting user data; never leaves the server.
-		field.String("session_key").MaxLen(512).Default("").Sensitive(),
+		// The platform's session_key for decrypting user data; never leaves the
+		// server. Stored sealed (internal/secretbox: "v1.<kid>.<base64url>",
+		// about 4/3 of the key plus 70 characters), or plaintext in rows
+		// written before encryption at rest.
+		field.String("session_key").MaxLen(1024).Default("").Sensitive(),
 		field.Time("last_login_at").SchemaType(datetime),
 		field.String("user_id").MaxLen(40).NotEmpty(),
 	}

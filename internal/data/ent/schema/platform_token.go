@@ -19,8 +19,9 @@ func (PlatformToken) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("platform").MaxLen(16).NotEmpty().Immutable(),
 		field.String("app_id").MaxLen(64).NotEmpty().Immutable(),
-		// WeChat asks for at least 512 characters of storage.
-		field.String("token").MaxLen(2048).Default("").Sensitive(),
+		// WeChat asks for at least 512 characters of storage; sealed
+		// (internal/secretbox) a 2048-character token takes about 2800.
+		field.String("token").MaxLen(4096).Default("").Sensitive(),
 		field.Time("expires_at").Optional().Nillable().SchemaType(datetime),
 		// Set when the platform rejected the token: the next caller forces a refresh.
 		field.Bool("invalid").Default(false),

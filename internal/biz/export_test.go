@@ -1,0 +1,9 @@
+package biz
+
+import "time"
+
+// SetClock replaces uc's clock, for the external biz_test package.
+func SetClock(uc *AuthUsecase, now func() time.Time) { uc.now = now }
+
+// RefreshReuseGrace exposes refreshReuseGrace to biz_test.
+const RefreshReuseGrace = refreshReuseGrace
