@@ -1,6 +1,9 @@
 package v1
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Redact methods keep kratos's logging middleware from logging secrets: it
 // logs a request through Redact() when the message has one.
@@ -20,3 +23,25 @@ func (x *SetProfileRequest) Redact() string {
 
 // Redact hides the refresh token.
 func (x *RefreshRequest) Redact() string { return "refresh_token:<redacted>" }
+
+// Redact hides the token a backend asks about.
+func (x *IntrospectTokenRequest) Redact() string { return "token:<redacted>" }
+
+// Redact hides the login code of the account being bound.
+func (x *BindIdentityRequest) Redact() string {
+	return fmt.Sprintf("platform:%q app_id:%q code:<redacted>", x.GetPlatform(), x.GetAppId())
+}
+
+// Redact masks the phone number an operator searches by.
+func (x *ListUsersRequest) Redact() string {
+	return fmt.Sprintf("platform:%q app_id:%q openid:%q union_scope:%q unionid:%q phone:%q page_size:%d",
+		x.GetPlatform(), x.GetAppId(), x.GetOpenid(), x.GetUnionScope(), x.GetUnionid(), maskPhone(x.GetPhone()), x.GetPageSize())
+}
+
+// maskPhone keeps a phone number's first three and last two digits.
+func maskPhone(p string) string {
+	if len(p) <= 5 {
+		return strings.Repeat("*", len(p))
+	}
+	return p[:3] + strings.Repeat("*", len(p)-5) + p[len(p)-2:]
+}
