@@ -25,12 +25,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -127,6 +129,32 @@ type Manager struct {
 	kids      []string // config order, for String
 	algs      []jose.SignatureAlgorithm
 	jwks      []byte
+	verified  *verifiedCache
+}
+
+// maxVerified bounds the verified-token cache (a few MB at most).
+const maxVerified = 16384
+
+// verifiedCache remembers verified tokens by their SHA-256.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]Claims
+}
+
+func (v *verifiedCache) get(k [32]byte) (Claims, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.m[k]
+	return c, ok
+}
+
+func (v *verifiedCache) put(k [32]byte, c Claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerified {
+		v.m = make(map[[32]byte]Claims, 1024) // simplest bound: start over
+	}
+	v.m[k] = c
 }
 
 // New validates cfg and builds a Manager. It fails if Issuer or Audience is
@@ -148,6 +176,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 
 	m := &Manager{
+		verified: &verifiedCache{},
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		ttl:      cfg.TTL,
@@ -338,6 +367,26 @@ func invalid(format string, args ...any) error {
 // Every failure satisfies errors.Is(err, ErrInvalidToken); an authentic but
 // expired token additionally satisfies errors.Is(err, ErrExpiredToken).
 func (m *Manager) Verify(token string) (*Claims, error) {
+	// A token's signature and claims never change, so a verified token is
+	// remembered until it expires: backends introspect the same token on
+	// every request, and the signature check is most of the cost.
+	key := sha256.Sum256([]byte(token))
+	if c, ok := m.verified.get(key); ok {
+		if !m.now().Before(c.ExpiresAt.Add(Leeway)) {
+			return nil, ErrExpiredToken
+		}
+		return &c, nil
+	}
+	c, err := m.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	m.verified.put(key, *c)
+	return c, nil
+}
+
+// verify checks a token from scratch.
+func (m *Manager) verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, invalid("empty")
 	}

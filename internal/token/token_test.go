@@ -1058,3 +1058,32 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// TestVerifiedTokensAreRememberedButStillExpire: a second Verify of the same
+// token is answered from memory (same claims, callers cannot alter the
+// cache), yet a remembered token still expires, and other bytes are
+// verified afresh.
+func TestVerifiedTokensAreRememberedButStillExpire(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	m := newManager(t, c, "k1", newEdKey(t, "k1"))
+	tok, _, err := m.Sign(Claims{Subject: "u_1", SessionID: "s_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Subject = "tampered-by-caller"
+	second, err := m.Verify(tok)
+	if err != nil || second.Subject != "u_1" {
+		t.Fatalf("remembered verify = %+v, %v", second, err)
+	}
+	if _, err := m.Verify(tok[:len(tok)-2] + "AA"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a tampered signature passed: %v", err)
+	}
+	c.Set(c.Now().Add(testTTL + Leeway))
+	if _, err := m.Verify(tok); !errors.Is(err, ErrExpiredToken) {
+		t.Fatalf("a remembered token did not expire: %v", err)
+	}
+}
