@@ -78,8 +78,6 @@ const (
 	maxAuthCode = 1024
 	// maxID bounds the user ids we accept.
 	maxID = 256
-	// minRedact is the shortest secret or code redact looks for.
-	minRedact = 6
 )
 
 // Token is a successful alipay.system.oauth.token answer. Ids absent from
@@ -140,7 +138,7 @@ func New(app provider.App, _ provider.Env) (provider.Provider, error) {
 		field = IdentityOpenID
 	case IdentityOpenID, IdentityUserID:
 	default:
-		return nil, errors.New(`identity_field: must be "open_id" (default) or "user_id" for Alipay, got ` + strconv.Quote(clean(field, 40)))
+		return nil, errors.New(`identity_field: must be "open_id" (default) or "user_id" for Alipay, got ` + strconv.Quote(provider.Clean(field, 40)))
 	}
 	var block cipher.Block
 	if app.AESKey != "" {
@@ -336,7 +334,7 @@ func unsigned(sn SignedNode, secrets []string) error {
 		if sub := normSub(n.SubCode.s); sub == "invalid-app-id" || sub == "missing-signature-config" {
 			e := apiError(n, secrets)
 			e.Kind = provider.ErrMisconfigured
-			e.Message = clean("(unsigned) "+e.Message, maxMessage)
+			e.Message = provider.Clean("(unsigned) "+e.Message, maxMessage)
 			return e
 		}
 	}
@@ -345,8 +343,8 @@ func unsigned(sn SignedNode, secrets []string) error {
 
 // apiError builds the error of a (verified) error node.
 func apiError(n node, secrets []string) *provider.Error {
-	code := clean(redact(n.Code.s, secrets), maxCodeField)
-	if sub := clean(redact(n.SubCode.s, secrets), maxCodeField); sub != "" {
+	code := provider.Clean(provider.Redact(n.Code.s, secrets...), maxCodeField)
+	if sub := provider.Clean(provider.Redact(n.SubCode.s, secrets...), maxCodeField); sub != "" {
 		code += "/" + sub
 	}
 	msg := n.Msg.s
@@ -360,7 +358,7 @@ func apiError(n node, secrets []string) *provider.Error {
 		Kind:     kindOf(n.Code.s, n.SubCode.s),
 		Platform: platform,
 		Code:     code,
-		Message:  clean(redact(msg, secrets), maxMessage),
+		Message:  provider.Clean(provider.Redact(msg, secrets...), maxMessage),
 		// 20000 "service unavailable" (isp.unknow-error, ...) was not acted
 		// on, except a gateway timeout: the business system may have.
 		Retryable: strings.TrimSpace(n.Code.s) == "20000" && normSub(n.SubCode.s) != "gateway-response-timeout" &&
@@ -486,34 +484,4 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 	}
 	s.d = time.Duration(f) * time.Second
 	return nil
-}
-
-// clean makes s safe for a one-line log: valid UTF-8, no control characters,
-// at most max runes (then "...").
-func clean(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if n == max {
-			b.WriteString("...")
-			break
-		}
-		if unicode.IsControl(r) {
-			r = ' '
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
-}
-
-// redact replaces every occurrence of the given secrets in s. Very short
-// values are skipped so a one-character code can't garble every message.
-func redact(s string, secrets []string) string {
-	for _, x := range secrets {
-		if len(x) >= minRedact && strings.Contains(s, x) {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -134,16 +135,14 @@ func aesOpen(block cipher.Block, b64 string) ([]byte, error) {
 			return nil, decryptErr("data is not base64")
 		}
 	}
-	if len(ct) == 0 || len(ct)%block.BlockSize() != 0 {
+	plain, err := provider.OpenCBC(block, make([]byte, block.BlockSize()), ct)
+	switch {
+	case errors.Is(err, provider.ErrPadding):
+		return nil, decryptErr("data does not decrypt with aes_key")
+	case err != nil: // the IV is one block: the ciphertext's size
 		return nil, decryptErr("data is not a whole number of AES blocks")
 	}
-	plain := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, make([]byte, block.BlockSize())).CryptBlocks(plain, ct)
-	n := int(plain[len(plain)-1])
-	if n == 0 || n > block.BlockSize() || !bytes.Equal(plain[len(plain)-n:], bytes.Repeat([]byte{byte(n)}, n)) {
-		return nil, decryptErr("data does not decrypt with aes_key")
-	}
-	return plain[:len(plain)-n], nil
+	return plain, nil
 }
 
 // phoneOf reads the decrypted payload.
@@ -190,9 +189,9 @@ func payloadError(p payload) *provider.Error {
 	if msg == "" {
 		msg = p.Msg.s
 	}
-	code := clean(p.Code.s, maxCodeField)
+	code := provider.Clean(p.Code.s, maxCodeField)
 	if sub != "" {
-		code += "/" + clean(sub, maxCodeField)
+		code += "/" + provider.Clean(sub, maxCodeField)
 	}
-	return &provider.Error{Kind: provider.ErrDecrypt, Platform: platform, Code: code, Message: clean(msg, maxMessage)}
+	return &provider.Error{Kind: provider.ErrDecrypt, Platform: platform, Code: code, Message: provider.Clean(msg, maxMessage)}
 }

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/mpauth/mpauth/internal/provider"
 )
 
 // This file holds Alipay's RSA2 scheme (platforms.md §2.3 and §2.7): key
@@ -104,7 +106,7 @@ func quoteType(t string) string {
 	if len(t) > 40 {
 		t = t[:40]
 	}
-	return `"` + clean(t, 40) + `"`
+	return `"` + provider.Clean(t, 40) + `"`
 }
 
 // SignContent is the string-to-sign of a gateway request (§2.3): every

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/mpauth/mpauth/internal/provider"
@@ -48,8 +47,6 @@ const (
 	platform = provider.Baidu
 	// maxCode bounds the login code we forward; real ones are short.
 	maxCode = 1024
-	// minRedact is the shortest secret, code or token redact looks for.
-	minRedact = 6
 )
 
 type baidu struct {
@@ -174,7 +171,7 @@ func (b *baidu) unionID(ctx context.Context, openID string) (string, error) {
 		_ = b.tokens.Invalidate(ctx, b.app, fresh)
 		var pe *provider.Error
 		errors.As(err, &pe)
-		return "", &provider.Error{Kind: provider.ErrUnavailable, Platform: platform, Code: pe.Code, Message: clean("getunionid rejected a freshly fetched access token: "+pe.Message, maxMessage)}
+		return "", &provider.Error{Kind: provider.ErrUnavailable, Platform: platform, Code: pe.Code, Message: provider.Clean("getunionid rejected a freshly fetched access token: "+pe.Message, maxMessage)}
 	}
 	return u, err
 }
@@ -232,16 +229,7 @@ func (b *baidu) post(ctx context.Context, u string, form url.Values) (int, []byt
 // ("Invalid authorization code: ..."), and a proxy or a fake might echo
 // anything.
 func (b *baidu) scrub(err error, values ...string) error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		secrets := append([]string{b.app.Secret}, values...)
-		// A numeric Code is Baidu's errno or error_code, never one of ours.
-		if _, err := strconv.ParseInt(pe.Code, 10, 64); err != nil {
-			pe.Code = redact(pe.Code, secrets...)
-		}
-		pe.Message = redact(pe.Message, secrets...)
-	}
-	return err
+	return provider.ScrubError(err, append([]string{b.app.Secret}, values...)...)
 }
 
 // brokerError passes a platform error from the token broker through (for
@@ -252,17 +240,5 @@ func brokerError(err error) error {
 	if errors.As(err, &pe) {
 		return err
 	}
-	return &provider.Error{Kind: provider.ErrUnavailable, Platform: platform, Message: "access token broker: " + clean(err.Error(), maxMessage)}
-}
-
-// redact replaces every occurrence of the given secrets in s. Very short
-// values are skipped so that a client sending code "4" cannot garble every
-// message.
-func redact(s string, secrets ...string) string {
-	for _, x := range secrets {
-		if len(x) >= minRedact && strings.Contains(s, x) {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
+	return &provider.Error{Kind: provider.ErrUnavailable, Platform: platform, Message: "access token broker: " + provider.Clean(err.Error(), maxMessage)}
 }

@@ -3,7 +3,6 @@ package baidu
 import (
 	"bytes"
 	"crypto/aes"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -61,12 +60,10 @@ func Decrypt(sessionKey, appKey string, d provider.EncryptedData) ([]byte, error
 	if err != nil || len(data) == 0 || len(data)%aes.BlockSize != 0 {
 		return nil, decryptErr(provider.ErrDecrypt, "encrypted data is not base64 of whole AES blocks")
 	}
-	block, err := aes.NewCipher(key)
+	plain, err := provider.DecryptAESCBC(key, iv, data)
 	if err != nil {
 		return nil, decryptErr(provider.ErrDecrypt, "bad session_key")
 	}
-	plain := make([]byte, len(data))
-	cipher.NewCBCDecrypter(block, iv).CryptBlocks(plain, data)
 
 	// Unpad as Baidu's own samples do: the last byte, 1..32, counts the pad
 	// bytes (their values are not checked there either; the layout checks

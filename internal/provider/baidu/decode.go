@@ -2,15 +2,10 @@ package baidu
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/mpauth/mpauth/internal/provider"
 )
@@ -143,10 +138,10 @@ func DecodeToken(status int, body []byte) (provider.AccessToken, error) {
 	}
 	ttl := DefaultTokenLifetime
 	var exp number
-	if len(a.ExpiresIn) > 0 && exp.UnmarshalJSON(a.ExpiresIn) == nil && exp.numeric && exp.n > 0 {
+	if len(a.ExpiresIn) > 0 && exp.UnmarshalJSON(a.ExpiresIn) == nil && exp.Numeric && exp.N > 0 {
 		ttl = maxTokenLifetime
-		if exp.n < int64(maxTokenLifetime/time.Second) {
-			ttl = time.Duration(exp.n) * time.Second
+		if exp.N < int64(maxTokenLifetime/time.Second) {
+			ttl = time.Duration(exp.N) * time.Second
 		}
 	}
 	return provider.AccessToken{Token: token, ExpiresIn: ttl}, nil
@@ -202,7 +197,7 @@ func parse(status int, body []byte) (*answer, error) {
 
 // failed reports whether the answer carries any of Baidu's error markers.
 func (a *answer) failed() bool {
-	return a.Errno.text != "" || a.ErrorCode.text != "" || text(a.Error) != ""
+	return a.Errno.Failed() || a.ErrorCode.Failed() || text(a.Error) != ""
 }
 
 // failure builds the error of a failed answer.
@@ -218,7 +213,7 @@ func failure(ep endpoint, status int, a *answer) *provider.Error {
 	kind, retry := classify(ep, a, name, desc)
 	// errno 100105xx is Baidu's documented transient "server internal
 	// error": not acted on.
-	retryable := kind == provider.ErrUnavailable && a.Errno.numeric && a.Errno.n >= 10010500 && a.Errno.n <= 10010599
+	retryable := kind == provider.ErrUnavailable && a.Errno.Numeric && a.Errno.N >= 10010500 && a.Errno.N <= 10010599
 	if kind == provider.ErrRateLimited && retry == 0 {
 		retry = provider.DefaultRetryAfter // no hint from Baidu
 	}
@@ -227,18 +222,18 @@ func failure(ep endpoint, status int, a *answer) *provider.Error {
 		kind, retry = provider.ErrUnavailable, 0
 		retryable = provider.BadStatus(platform, status).Retryable
 	}
-	code := a.Errno.text
-	if code == "" {
-		code = a.ErrorCode.text
-	}
-	if code == "" {
-		code = name
+	code := name
+	switch {
+	case a.Errno.Failed():
+		code = a.Errno.Text
+	case a.ErrorCode.Failed():
+		code = a.ErrorCode.Text
 	}
 	return &provider.Error{
 		Kind:       kind,
 		Platform:   platform,
-		Code:       clean(code, maxCodeField),
-		Message:    clean(desc, maxMessage),
+		Code:       provider.Clean(code, maxCodeField),
+		Message:    provider.Clean(desc, maxMessage),
 		RetryAfter: retry,
 		Retryable:  retryable,
 	}
@@ -264,11 +259,11 @@ func failure(ep endpoint, status int, a *answer) *provider.Error {
 //  4. Anything else → ErrUnavailable (not provably the user's or our
 //     configuration's fault; the code is kept for the operator).
 func classify(ep endpoint, a *answer, name, desc string) (error, time.Duration) {
-	if c := a.ErrorCode; c.text != "" {
-		if !c.numeric {
+	if c := a.ErrorCode; c.Failed() {
+		if !c.Numeric {
 			return provider.ErrUnavailable, 0
 		}
-		switch c.n {
+		switch c.N {
 		case 4, 17, 19: // request / daily / total quota reached
 			return provider.ErrRateLimited, 0
 		case 18: // QPS quota reached
@@ -284,8 +279,8 @@ func classify(ep endpoint, a *answer, name, desc string) (error, time.Duration) 
 			return provider.ErrUnavailable, 0
 		}
 	}
-	if c := a.Errno; c.numeric {
-		switch n := c.n; {
+	if c := a.Errno; c.Numeric {
+		switch n := c.N; {
 		case n >= 10010500 && n <= 10010599:
 			return provider.ErrUnavailable, 0
 		case ep == epUnion && (n == 110 || n == 111):
@@ -334,7 +329,7 @@ func byText(ep endpoint, errno number, name, desc string) error {
 	case "invalid_request", "parameter is invalid":
 		return paramKind(ep, words, desc)
 	}
-	if errno.numeric && errno.n == 10010100 { // documented parameter error
+	if errno.Numeric && errno.N == 10010100 { // documented parameter error
 		return paramKind(ep, words, desc)
 	}
 	if ep == epSession {
@@ -389,62 +384,13 @@ func wordsOf(s string) map[string]bool {
 }
 
 // number is a numeric field as Baidu sends it: a JSON number or a numeric
-// string. text is its canonical form, empty for absent, null, "" or 0.
-type number struct {
-	text    string
-	n       int64
-	numeric bool
-}
-
-func (c *number) UnmarshalJSON(b []byte) error {
-	*c = number{}
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-	}
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil
-	}
-	if n, ok := parseInt(s); ok {
-		if n != 0 {
-			*c = number{text: strconv.FormatInt(n, 10), n: n, numeric: true}
-		}
-		return nil
-	}
-	// Not a number (true, {}, "abc"...): a failure we can't classify.
-	*c = number{text: clean(s, maxCodeField)}
-	return nil
-}
-
-// parseInt reads an integer, also written as a float ("400.0", "4e2").
-func parseInt(s string) (int64, bool) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, true
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, false
-	}
-	return int64(f), true
-}
+// string. Absent, null, "" and 0 are no error (see provider.FlexCode.Failed).
+type number = provider.FlexCode
 
 // text returns a message field (normally a string; otherwise its JSON text)
 // trimmed, or "" when absent or null.
 func text(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		s = string(raw)
-	}
-	return strings.TrimSpace(s)
+	return strings.TrimSpace(provider.JSONText(raw))
 }
 
 // str returns a JSON string field, or "" when it is absent or not a string.
@@ -454,25 +400,6 @@ func str(raw json.RawMessage) string {
 		return ""
 	}
 	return s
-}
-
-// clean makes s safe for a one-line log: valid UTF-8, no control characters,
-// at most max runes (then "...").
-func clean(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if n == max {
-			b.WriteString("...")
-			break
-		}
-		if unicode.IsControl(r) {
-			r = ' '
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
 }
 
 // validID accepts an openid or unionid: real ones are 23-28 base62-like
@@ -500,10 +427,5 @@ func printable(s string, max int) bool {
 // validSessionKey reports whether k is base64 of a 24-byte AES-192 key
 // (32 characters; real ones happen to look like hex).
 func validSessionKey(k string) bool {
-	if len(k) != 32 || !utf8.ValidString(k) {
-		return false
-	}
-	var buf [24]byte
-	n, err := base64.StdEncoding.Decode(buf[:], []byte(k))
-	return err == nil && n == 24
+	return provider.IsBase64Key(k, sessionKeyLen)
 }

@@ -3,9 +3,9 @@ package douyin
 import (
 	"bytes"
 	"crypto/aes"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -46,20 +46,16 @@ func Decrypt(sessionKey, data, iv string) ([]byte, error) {
 		return nil, decryptErr("encrypted data too large")
 	}
 	ct, ok := decodeBase64(data)
-	if !ok || len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+	if !ok {
 		return nil, decryptErr("encrypted data is not base64 of whole AES blocks")
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, decryptErr("bad session key")
-	}
-	plain := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(plain, ct)
-	plain, ok = unpad(plain)
-	if !ok {
+	plain, err := provider.OpenAESCBC(key, ivb, ct)
+	switch {
+	case errors.Is(err, provider.ErrPadding):
 		return nil, staleErr("bad padding")
-	}
-	if t := bytes.TrimSpace(plain); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+	case err != nil: // key and IV are 16 bytes: the ciphertext's size
+		return nil, decryptErr("encrypted data is not base64 of whole AES blocks")
+	case !provider.IsJSONObject(plain):
 		return nil, staleErr("plaintext is not a JSON object")
 	}
 	return plain, nil
@@ -86,23 +82,6 @@ func decodeBase64(s string) ([]byte, bool) {
 	}
 	b, err := base64.RawStdEncoding.DecodeString(s)
 	return b, err == nil
-}
-
-// unpad strips strict PKCS#7 padding (1 to 16 bytes, all equal).
-func unpad(b []byte) ([]byte, bool) {
-	if len(b) == 0 || len(b)%aes.BlockSize != 0 {
-		return nil, false
-	}
-	n := int(b[len(b)-1])
-	if n == 0 || n > aes.BlockSize {
-		return nil, false
-	}
-	for _, c := range b[len(b)-n:] {
-		if int(c) != n {
-			return nil, false
-		}
-	}
-	return b[:len(b)-n], true
 }
 
 // DecryptPhone decrypts a phone document (tt.getPhoneNumber's
@@ -183,11 +162,10 @@ func DecodeProfile(appID string, plain []byte) (*provider.Profile, error) {
 }
 
 func unmarshalDoc(plain []byte, v any) error {
-	t := bytes.TrimSpace(plain)
-	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+	if !provider.IsJSONObject(plain) {
 		return staleErr("plaintext is not a JSON object")
 	}
-	if err := json.Unmarshal(t, v); err != nil {
+	if err := json.Unmarshal(plain, v); err != nil {
 		return decryptErr("decrypted document has fields of the wrong type")
 	}
 	return nil
@@ -206,7 +184,7 @@ func checkWatermark(appID string, raw json.RawMessage) error {
 	if t[0] != '{' || json.Unmarshal(t, &wm) != nil || wm.AppID != appID {
 		// The watermark's appid is not secret, but keep the log line short
 		// and clean.
-		got := clean(wm.AppID, 64)
+		got := provider.Clean(wm.AppID, 64)
 		return &provider.Error{Kind: provider.ErrWatermark, Platform: platform, Message: "watermark appid " + strconv.Quote(got) + " is not this app's"}
 	}
 	return nil

@@ -50,15 +50,11 @@ const (
 	platform = provider.Douyin
 	// maxMessage bounds the platform's err_tips we keep for the log.
 	maxMessage = 200
-	// maxCodeField bounds a non-numeric err_no we keep for the log.
-	maxCodeField = 32
 	// maxLogID bounds the log_id we keep for the log (real ones are 34).
 	maxLogID = 64
 	// maxLoginCode bounds a login or anonymous code we forward; real ones
 	// are a few dozen characters.
 	maxLoginCode = 1024
-	// minRedact is the shortest secret or code redact looks for.
-	minRedact = 6
 )
 
 // Douyin err_no values (platforms.md §3.1 and §3.4; the v1 table is the only
@@ -207,15 +203,7 @@ func (d *douyin) post(ctx context.Context, u string, v any) (int, []byte, error)
 // redactErr removes the secret and the codes from a decoded error: Douyin
 // does not echo them in err_tips, but a proxy or a fake might.
 func (d *douyin) redactErr(err error, codes ...string) error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		secrets := append([]string{d.app.Secret}, codes...)
-		if !isInteger(pe.Code) { // a numeric Code is Douyin's err_no
-			pe.Code = redact(pe.Code, secrets...)
-		}
-		pe.Message = redact(pe.Message, secrets...)
-	}
-	return err
+	return provider.ScrubError(err, append([]string{d.app.Secret}, codes...)...)
 }
 
 // sessionData is the data object of a code2Session answer. dopenid appears
@@ -250,7 +238,7 @@ func Decode(status int, body []byte) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.ErrNo.code != "" {
+	if e.ErrNo.Failed() {
 		return nil, e.failure(sessionKinds)
 	}
 	var data sessionData

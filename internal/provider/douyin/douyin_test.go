@@ -684,7 +684,7 @@ func checkFuzzError(t *testing.T, err error, kinds ...error) {
 	if n := utf8.RuneCountInString(pe.Message); n > maxMessage+3+len(", log_id: ")+maxLogID+3 {
 		t.Fatalf("Message has %d runes", n)
 	}
-	if n := utf8.RuneCountInString(pe.Code); n > maxCodeField+3 {
+	if n := utf8.RuneCountInString(pe.Code); n > provider.MaxCodeText+3 {
 		t.Fatalf("Code has %d runes", n)
 	}
 	for _, r := range pe.Code + pe.Message {

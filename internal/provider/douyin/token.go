@@ -64,7 +64,7 @@ func DecodeToken(status int, body []byte) (provider.AccessToken, error) {
 	if err != nil {
 		return provider.AccessToken{}, err
 	}
-	if e.ErrNo.code != "" {
+	if e.ErrNo.Failed() {
 		return provider.AccessToken{}, e.failure(tokenKinds)
 	}
 	var data tokenData
@@ -84,8 +84,8 @@ var tokenKinds = map[int64]error{
 
 func tokenTTL(raw json.RawMessage) time.Duration {
 	var e errNo // the same number-or-numeric-string reading
-	if err := e.UnmarshalJSON(raw); err != nil || !e.numeric || e.n <= 0 || e.n > int64(DefaultTokenTTL/time.Second) {
+	if err := e.UnmarshalJSON(raw); err != nil || !e.Numeric || e.N <= 0 || e.N > int64(DefaultTokenTTL/time.Second) {
 		return DefaultTokenTTL
 	}
-	return time.Duration(e.n) * time.Second
+	return time.Duration(e.N) * time.Second
 }

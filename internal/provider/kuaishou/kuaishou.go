@@ -14,18 +14,12 @@
 package kuaishou
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/mpauth/mpauth/internal/provider"
 )
@@ -44,13 +38,11 @@ const (
 	platform = provider.Kuaishou
 	// maxMessage bounds the platform's error / error_msg we keep for the log.
 	maxMessage = 200
-	// maxCodeField bounds a non-numeric result we keep for the log.
+	// maxCodeField bounds an OAuth error name we keep as the code.
 	maxCodeField = 32
 	// maxJSCode bounds the login code we forward; real ones are 64 hex
 	// characters.
 	maxJSCode = 1024
-	// minRedact is the shortest secret or code redact looks for.
-	minRedact = 6
 )
 
 // Result codes. Success is result 1 (not 0). The failures are the Kuaishou
@@ -184,14 +176,7 @@ func (k *kuaishou) post(ctx context.Context, u string, form url.Values) (int, []
 // does not echo them, but a proxy or a fake might, and they must never reach
 // a log. A numeric Code is Kuaishou's result, never one of ours.
 func (k *kuaishou) scrub(err error, code string) error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		if _, perr := strconv.ParseInt(pe.Code, 10, 64); perr != nil {
-			pe.Code = redact(pe.Code, k.app.Secret, code)
-		}
-		pe.Message = redact(pe.Message, k.app.Secret, code)
-	}
-	return err
+	return provider.ScrubError(err, k.app.Secret, code)
 }
 
 // answer is the union of code2session's success and error bodies.
@@ -225,7 +210,7 @@ type answer struct {
 // session_key.
 func Decode(status int, body []byte) (*Session, error) {
 	var a answer
-	if err := decodeObject(status, body, &a); err != nil {
+	if err := provider.DecodeAnswer(platform, status, body, &a); err != nil {
 		return nil, err
 	}
 	if err := failure(a.Result, a.Error, a.ErrorMsg, a.OpenID != "", kindOf, oauthKind); err != nil {
@@ -250,27 +235,6 @@ func Decode(status int, body []byte) (*Session, error) {
 	return s, nil
 }
 
-// decodeObject checks the status and decodes body, which must be one JSON
-// object, into v.
-func decodeObject(status int, body []byte, v any) error {
-	if status != http.StatusOK {
-		return provider.BadStatus(platform, status)
-	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return provider.Unavailable(platform, "empty answer")
-	}
-	// json.Unmarshal accepts "null" into a struct without complaint; anything
-	// but an object is not an answer.
-	if trimmed[0] != '{' {
-		return provider.Unavailable(platform, "answer is not a JSON object (%d bytes)", len(body))
-	}
-	if err := json.Unmarshal(trimmed, v); err != nil {
-		return provider.Unavailable(platform, "undecodable answer (%d bytes)", len(body))
-	}
-	return nil
-}
-
 // failure returns the error an answer carries, or nil for a success. kind
 // maps a result that is not 1; byName maps the OAuth error name when the
 // result is missing or kind does not know it (errUnknown).
@@ -282,11 +246,11 @@ func failure(r result, errName, errMsg json.RawMessage, hasPayload bool, kind fu
 	} else if msg == "" {
 		msg = name
 	}
-	msg = clean(msg, maxMessage)
-	if !r.present {
+	msg = provider.Clean(msg, maxMessage)
+	if !r.Present {
 		switch {
 		case name != "" || msg != "":
-			return &provider.Error{Kind: byName(name), Platform: platform, Code: clean(name, maxCodeField), Message: msg}
+			return &provider.Error{Kind: byName(name), Platform: platform, Code: provider.Clean(name, maxCodeField), Message: msg}
 		case hasPayload:
 			// Every documented answer has result; tolerate a success
 			// without it rather than lock everyone out.
@@ -295,7 +259,7 @@ func failure(r result, errName, errMsg json.RawMessage, hasPayload bool, kind fu
 			return provider.Unavailable(platform, "answer without result")
 		}
 	}
-	if r.numeric && r.n == ResultOK {
+	if r.Numeric && r.N == ResultOK {
 		return nil
 	}
 	k := kind(r)
@@ -304,8 +268,8 @@ func failure(r result, errName, errMsg json.RawMessage, hasPayload bool, kind fu
 	}
 	// The 1002005xx family is Kuaishou's transient server error: not
 	// acted on.
-	retryable := k == provider.ErrUnavailable && r.numeric && r.n >= resultServerError && r.n <= resultServerError+99
-	return &provider.Error{Kind: k, Platform: platform, Code: r.code, Message: msg, Retryable: retryable}
+	retryable := k == provider.ErrUnavailable && r.Numeric && r.N >= resultServerError && r.N <= resultServerError+99
+	return &provider.Error{Kind: k, Platform: platform, Code: r.Text, Message: msg, Retryable: retryable}
 }
 
 // errUnknown marks a result the table does not know; failure then looks at
@@ -314,10 +278,10 @@ var errUnknown = errors.New("unknown result")
 
 // kindOf maps a code2session result other than 1 to the kind of failure.
 func kindOf(r result) error {
-	if !r.numeric {
+	if !r.Numeric {
 		return errUnknown
 	}
-	switch n := r.n; {
+	switch n := r.N; {
 	case n >= resultServerError && n <= resultServerError+99: // 1002005xx: internal error, transient
 		return provider.ErrUnavailable
 	case n == resultInvalidGrant, // the code is wrong: expired, used or another app's
@@ -367,101 +331,17 @@ func oauthKind(name string) error {
 }
 
 // result is result as Kuaishou sends it: a JSON number, or (tolerated) a
-// numeric string such as "1". code is its canonical text; present is false
-// when the field is absent, null or "".
-type result struct {
-	code    string
-	n       int64
-	numeric bool
-	present bool
-}
-
-func (r *result) UnmarshalJSON(b []byte) error {
-	*r = result{}
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-	}
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil
-	}
-	if n, ok := parseInt(s); ok {
-		*r = result{code: strconv.FormatInt(n, 10), n: n, numeric: true, present: true}
-		return nil
-	}
-	// Not a number (true, {}, "abc"...): a failure we can't classify.
-	*r = result{code: clean(s, maxCodeField), present: true}
-	return nil
-}
-
-// parseInt reads an integer, also written as a float ("1.0", "1.002001e8").
-func parseInt(s string) (int64, bool) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, true
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, false
-	}
-	return int64(f), true
-}
+// numeric string such as "1". Unlike an errcode, 0 is not success: only 1
+// is; Present is false when the field is absent, null or "".
+type result = provider.FlexCode
 
 // message returns a text field (normally a string) as text; any other JSON
 // is kept as its JSON text.
 func message(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		s = string(raw)
-	}
-	return clean(s, maxMessage)
-}
-
-// clean makes s safe for a one-line log: valid UTF-8, no control characters,
-// at most max runes (then "...").
-func clean(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if n == max {
-			b.WriteString("...")
-			break
-		}
-		if unicode.IsControl(r) {
-			r = ' '
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
-}
-
-// redact replaces every occurrence of the given secrets in s. Very short
-// values are skipped so that a client sending code "1" cannot garble every
-// message.
-func redact(s string, secrets ...string) string {
-	for _, x := range secrets {
-		if len(x) >= minRedact && strings.Contains(s, x) {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
+	return provider.Message(raw, maxMessage)
 }
 
 // validSessionKey reports whether k is 24 base64 chars of a 16-byte key.
 func validSessionKey(k string) bool {
-	if len(k) != 24 || !utf8.ValidString(k) {
-		return false
-	}
-	var buf [18]byte
-	n, err := base64.StdEncoding.Decode(buf[:], []byte(k))
-	return err == nil && n == 16
+	return provider.IsBase64Key(k, 16)
 }

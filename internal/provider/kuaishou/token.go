@@ -44,7 +44,7 @@ func (k *kuaishou) FetchAccessToken(ctx context.Context, _ bool) (provider.Acces
 	}
 	t, err := DecodeAccessToken(status, body)
 	if err != nil {
-		return provider.AccessToken{}, k.scrub(err, "")
+		return provider.AccessToken{}, provider.ScrubError(err, k.app.Secret)
 	}
 	return t, nil
 }
@@ -67,7 +67,7 @@ type tokenAnswer struct {
 // ErrUnavailable, as is a success without a usable access_token.
 func DecodeAccessToken(status int, body []byte) (provider.AccessToken, error) {
 	var a tokenAnswer
-	if err := decodeObject(status, body, &a); err != nil {
+	if err := provider.DecodeAnswer(platform, status, body, &a); err != nil {
 		return provider.AccessToken{}, err
 	}
 	if err := failure(a.Result, a.Error, a.ErrorMsg, a.AccessToken != "", tokenKindOf, tokenOAuthKind); err != nil {
@@ -77,11 +77,11 @@ func DecodeAccessToken(status int, body []byte) (provider.AccessToken, error) {
 		return provider.AccessToken{}, provider.Unavailable(platform, "success answer without a usable access_token")
 	}
 	ttl := DefaultAccessTokenTTL
-	if a.ExpiresIn.present {
-		if !a.ExpiresIn.numeric || a.ExpiresIn.n <= 0 || a.ExpiresIn.n > int64(maxAccessTokenTTL/time.Second) {
+	if a.ExpiresIn.Present {
+		if !a.ExpiresIn.Numeric || a.ExpiresIn.N <= 0 || a.ExpiresIn.N > int64(maxAccessTokenTTL/time.Second) {
 			return provider.AccessToken{}, provider.Unavailable(platform, "success answer with an unusable expires_in")
 		}
-		ttl = time.Duration(a.ExpiresIn.n) * time.Second
+		ttl = time.Duration(a.ExpiresIn.N) * time.Second
 	}
 	return provider.AccessToken{Token: a.AccessToken, ExpiresIn: ttl}, nil
 }
@@ -90,10 +90,10 @@ func DecodeAccessToken(status int, body []byte) (provider.AccessToken, error) {
 // errors are ours to fix; login-code errors cannot happen here, so anything
 // else is reported as unavailable (retryable).
 func tokenKindOf(r result) error {
-	if !r.numeric {
+	if !r.Numeric {
 		return errUnknown
 	}
-	switch n := r.n; {
+	switch n := r.N; {
 	case n == resultInvalidRequest, // a parameter is missing or malformed
 		n == resultUnauthorizedClient, // app_id/app_secret rejected
 		n == resultUnsupportedResponseType,

@@ -3,7 +3,6 @@ package kuaishou
 import (
 	"bytes"
 	"crypto/aes"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -170,41 +169,19 @@ func decrypt(sessionKey string, d provider.EncryptedData) ([]byte, error) {
 		return nil, decryptError("encrypted data too large")
 	}
 	data, ok := decodeB64(d.Data, maxEncryptedData)
-	if !ok || len(data) == 0 || len(data)%aes.BlockSize != 0 {
+	if !ok {
 		return nil, decryptError("encrypted data is not base64 of whole AES blocks")
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, decryptError("bad session key")
-	}
-	plain := make([]byte, len(data))
-	cipher.NewCBCDecrypter(block, iv).CryptBlocks(plain, data)
-	plain, ok = unpad(plain)
-	if !ok {
+	plain, err := provider.OpenAESCBC(key, iv, data)
+	switch {
+	case errors.Is(err, provider.ErrPadding):
 		return nil, stale("bad padding")
-	}
-	plain = bytes.TrimSpace(plain)
-	if len(plain) == 0 || plain[0] != '{' || !json.Valid(plain) {
+	case err != nil: // key and IV are 16 bytes: the ciphertext's size
+		return nil, decryptError("encrypted data is not base64 of whole AES blocks")
+	case !provider.IsJSONObject(plain):
 		return nil, stale("plaintext is not a JSON object")
 	}
-	return plain, nil
-}
-
-// unpad strips PKCS#7 padding of 16-byte blocks.
-func unpad(b []byte) ([]byte, bool) {
-	if len(b) == 0 {
-		return nil, false
-	}
-	n := int(b[len(b)-1])
-	if n == 0 || n > aes.BlockSize || n > len(b) {
-		return nil, false
-	}
-	for _, c := range b[len(b)-n:] {
-		if int(c) != n {
-			return nil, false
-		}
-	}
-	return b[:len(b)-n], true
+	return bytes.TrimSpace(plain), nil
 }
 
 // decodeB64 decodes standard base64, with or without padding. Spaces are

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -26,37 +24,6 @@ func (w *wechat) endpointURL(path string) string {
 	a := w.app
 	a.Endpoint = strings.TrimSuffix(a.Endpoint, "/")
 	return a.URL(DefaultBaseURL, path)
-}
-
-// objectBody checks what every cgi-bin / wxa answer shares: HTTP 200 and a
-// JSON object (whatever the Content-Type says). It returns the trimmed body.
-// Error texts never quote the body.
-func objectBody(status int, body []byte) ([]byte, error) {
-	if status != http.StatusOK {
-		return nil, provider.BadStatus(platform, status)
-	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return nil, provider.Unavailable(platform, "empty answer")
-	}
-	if trimmed[0] != '{' {
-		return nil, provider.Unavailable(platform, "answer is not a JSON object (%d bytes)", len(body))
-	}
-	return trimmed, nil
-}
-
-// scrub removes secrets from a platform error's Code and Message, should the
-// platform (or a proxy, or a fake) echo one. A numeric Code is WeChat's
-// errcode and is left alone.
-func scrub(err error, secrets ...string) error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		if _, perr := strconv.ParseInt(pe.Code, 10, 64); perr != nil {
-			pe.Code = redact(pe.Code, secrets...)
-		}
-		pe.Message = redact(pe.Message, secrets...)
-	}
-	return err
 }
 
 // flexString is a JSON string that WeChat (or its docs) sometimes sends as a

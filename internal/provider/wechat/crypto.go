@@ -1,12 +1,9 @@
 package wechat
 
 import (
-	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/mpauth/mpauth/internal/provider"
@@ -39,11 +36,11 @@ func Decrypt(sessionKey, encryptedData, iv string) ([]byte, error) {
 	if sessionKey == "" {
 		return nil, &provider.Error{Kind: provider.ErrSessionKeyStale, Platform: platform, Message: "no session key stored: log in again"}
 	}
-	key, ok := decode16(sessionKey)
+	key, ok := provider.DecodeBase64Key(sessionKey, 16)
 	if !ok {
 		return nil, decryptError("session key is not 24 base64 characters of a 16-byte key")
 	}
-	ivb, ok := decode16(strings.ReplaceAll(iv, " ", "+"))
+	ivb, ok := provider.DecodeBase64Key(strings.ReplaceAll(iv, " ", "+"), 16)
 	if !ok {
 		return nil, decryptError("iv is not 24 base64 characters of 16 bytes")
 	}
@@ -54,22 +51,13 @@ func Decrypt(sessionKey, encryptedData, iv string) ([]byte, error) {
 	if err != nil {
 		return nil, decryptError("encryptedData is not base64")
 	}
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+	plain, err := provider.OpenAESCBC(key, ivb, ct)
+	if errors.Is(err, provider.ErrCiphertextSize) {
 		return nil, decryptError("encryptedData is not a whole number of AES blocks")
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, decryptError("bad key")
-	}
-	plain := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(plain, ct)
-	n, ok := unpad(plain)
-	if ok {
-		plain = plain[:n]
-		t := bytes.TrimSpace(plain)
-		ok = len(t) > 0 && t[0] == '{' && json.Valid(t)
-	}
-	if !ok {
+	// Key and IV are 16 bytes, so any other error is bad padding: the same
+	// answer as a plaintext that is not a JSON object (see above).
+	if err != nil || !provider.IsJSONObject(plain) {
 		return nil, &provider.Error{Kind: provider.ErrSessionKeyStale, Platform: platform, Message: "data does not decrypt with the stored session key: log in again"}
 	}
 	return plain, nil
@@ -77,44 +65,6 @@ func Decrypt(sessionKey, encryptedData, iv string) ([]byte, error) {
 
 func decryptError(msg string) error {
 	return &provider.Error{Kind: provider.ErrDecrypt, Platform: platform, Message: msg}
-}
-
-// decode16 decodes s, which must be 24 base64 characters of 16 bytes.
-func decode16(s string) ([]byte, bool) {
-	if len(s) != 24 {
-		return nil, false
-	}
-	b := make([]byte, 18)
-	n, err := base64.StdEncoding.Decode(b, []byte(s))
-	if err != nil || n != 16 {
-		return nil, false
-	}
-	return b[:16], true
-}
-
-// unpad checks strict PKCS#7 padding of b (a non-empty whole number of
-// blocks) in time independent of the padding's value, and returns the
-// length without it.
-func unpad(b []byte) (int, bool) {
-	last := b[len(b)-1]
-	p := int(last)
-	// good is 1 while the padding is valid.
-	good := subtle.ConstantTimeLessOrEq(1, p) & subtle.ConstantTimeLessOrEq(p, aes.BlockSize)
-	// Out of range, check one byte instead (the answer is "bad" anyway) so
-	// the comparisons below stay within their non-negative domain.
-	p = subtle.ConstantTimeSelect(good, p, 1)
-	tail := b[len(b)-aes.BlockSize:]
-	for i := range aes.BlockSize {
-		// Byte i of the last block is padding when i >= 16-p.
-		inPad := subtle.ConstantTimeLessOrEq(aes.BlockSize-p, i)
-		same := subtle.ConstantTimeByteEq(tail[i], last)
-		// inPad implies same.
-		good &= subtle.ConstantTimeSelect(inPad, same, 1)
-	}
-	if good != 1 {
-		return 0, false
-	}
-	return len(b) - p, true
 }
 
 // profileDoc is the decrypted profile (legacy getUserInfo / getUserProfile).

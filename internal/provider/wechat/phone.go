@@ -89,7 +89,7 @@ func (w *wechat) phoneNumber(ctx context.Context, tok, code string) (*provider.P
 	}
 	p, err := DecodePhoneNumber(status, resp, w.app.AppID)
 	if err != nil {
-		return nil, scrub(err, tok, code, w.app.Secret)
+		return nil, provider.ScrubError(err, tok, code, w.app.Secret)
 	}
 	return p, nil
 }
@@ -144,7 +144,7 @@ func checkWatermark(wm *watermark, appID string) error {
 	}
 	msg := "watermark missing"
 	if wm != nil {
-		msg = "watermark is for app " + clean(wm.AppID, 64)
+		msg = "watermark is for app " + provider.Clean(wm.AppID, 64)
 	}
 	return &provider.Error{Kind: provider.ErrWatermark, Platform: platform, Message: msg}
 }
@@ -175,19 +175,15 @@ func (d *phoneDoc) phone(bad error) (*provider.Phone, error) {
 //     number;
 //   - phone_info.watermark.appid must be appID, else ErrWatermark.
 func DecodePhoneNumber(status int, body []byte, appID string) (*provider.Phone, error) {
-	trimmed, err := objectBody(status, body)
-	if err != nil {
+	var a phoneAnswer
+	if err := provider.DecodeAnswer(platform, status, body, &a); err != nil {
 		return nil, err
 	}
-	var a phoneAnswer
-	if err := json.Unmarshal(trimmed, &a); err != nil {
-		return nil, provider.Unavailable(platform, "undecodable answer (%d bytes)", len(body))
-	}
-	if a.ErrCode.code != "" {
+	if a.ErrCode.Failed() {
 		return nil, &provider.Error{
 			Kind:       phoneKindOf(a.ErrCode),
 			Platform:   platform,
-			Code:       a.ErrCode.code,
+			Code:       a.ErrCode.Text,
 			Message:    message(a.ErrMsg),
 			RetryAfter: retryAfter(a.ErrCode),
 			Retryable:  retryable(a.ErrCode),
@@ -205,10 +201,10 @@ func DecodePhoneNumber(status int, body []byte, appID string) (*provider.Phone, 
 // phoneKindOf maps a non-zero getuserphonenumber errcode to the kind of
 // failure.
 func phoneKindOf(c errCode) error {
-	if !c.numeric {
+	if !c.Numeric {
 		return provider.ErrUnavailable
 	}
-	switch n := c.n; {
+	switch n := c.N; {
 	case n == -1: // system error
 		return provider.ErrUnavailable
 	case n == 40001, // invalid credential, access_token is invalid or not latest

@@ -63,7 +63,7 @@ func (w *wechat) FetchAccessToken(ctx context.Context, force bool) (provider.Acc
 	}
 	t, err := DecodeAccessToken(status, resp)
 	if err != nil {
-		return provider.AccessToken{}, scrub(err, w.app.Secret)
+		return provider.AccessToken{}, provider.ScrubError(err, w.app.Secret)
 	}
 	return t, nil
 }
@@ -90,19 +90,15 @@ type tokenAnswer struct {
 //
 // Error texts never quote the body or the token.
 func DecodeAccessToken(status int, body []byte) (provider.AccessToken, error) {
-	trimmed, err := objectBody(status, body)
-	if err != nil {
+	var a tokenAnswer
+	if err := provider.DecodeAnswer(platform, status, body, &a); err != nil {
 		return provider.AccessToken{}, err
 	}
-	var a tokenAnswer
-	if err := json.Unmarshal(trimmed, &a); err != nil {
-		return provider.AccessToken{}, provider.Unavailable(platform, "undecodable answer (%d bytes)", len(body))
-	}
-	if a.ErrCode.code != "" {
+	if a.ErrCode.Failed() {
 		return provider.AccessToken{}, &provider.Error{
 			Kind:       tokenKindOf(a.ErrCode),
 			Platform:   platform,
-			Code:       a.ErrCode.code,
+			Code:       a.ErrCode.Text,
 			Message:    message(a.ErrMsg),
 			RetryAfter: retryAfter(a.ErrCode),
 			Retryable:  retryable(a.ErrCode),
@@ -131,7 +127,7 @@ func expiresIn(raw json.RawMessage) (int64, bool) {
 		}
 		s = strings.TrimSpace(s)
 	}
-	n, ok := parseInt(s)
+	n, ok := provider.ParseFlexInt(s)
 	if !ok || n <= 0 || n > int64(maxTokenLifetime/time.Second) {
 		return 0, false
 	}
@@ -141,10 +137,10 @@ func expiresIn(raw json.RawMessage) (int64, bool) {
 // tokenKindOf maps a non-zero stable_token errcode to the kind of failure.
 // On this endpoint nearly every error is the app's configuration.
 func tokenKindOf(c errCode) error {
-	if !c.numeric {
+	if !c.Numeric {
 		return provider.ErrUnavailable
 	}
-	switch n := c.n; {
+	switch n := c.N; {
 	case n == -1: // system busy
 		return provider.ErrUnavailable
 	case n == 45009, // api freq out of limit (daily quota; force_refresh 20/day)

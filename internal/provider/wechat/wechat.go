@@ -9,19 +9,13 @@
 package wechat
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/mpauth/mpauth/internal/provider"
 )
@@ -44,12 +38,8 @@ const (
 	platform = provider.WeChat
 	// maxMessage bounds the platform's errmsg we keep for the log.
 	maxMessage = 200
-	// maxCodeField bounds a non-numeric errcode we keep for the log.
-	maxCodeField = 32
 	// maxJSCode bounds the login code we forward; real ones are 32 chars.
 	maxJSCode = 1024
-	// minRedact is the shortest secret or code redact looks for.
-	minRedact = 6
 )
 
 // Session is a successful code2Session answer.
@@ -120,17 +110,9 @@ func (w *wechat) Exchange(ctx context.Context, c provider.Credentials) (*provide
 	}
 	s, err := Decode(status, body)
 	if err != nil {
-		var pe *provider.Error
-		if errors.As(err, &pe) {
-			// WeChat does not echo the secret or the code in errmsg, but a
-			// proxy or a fake might: never let them reach a log.
-			// A numeric Code is WeChat's errcode, never one of ours.
-			if _, err := strconv.ParseInt(pe.Code, 10, 64); err != nil {
-				pe.Code = redact(pe.Code, w.app.Secret, code)
-			}
-			pe.Message = redact(pe.Message, w.app.Secret, code)
-		}
-		return nil, err
+		// WeChat does not echo the secret or the code in errmsg, but a
+		// proxy or a fake might: never let them reach a log.
+		return nil, provider.ScrubError(err, w.app.Secret, code)
 	}
 	return &provider.Identity{
 		Platform:   platform,
@@ -166,27 +148,15 @@ type answer struct {
 // Error texts never quote the body: a truncated success still holds the
 // session_key.
 func Decode(status int, body []byte) (*Session, error) {
-	if status != http.StatusOK {
-		return nil, provider.BadStatus(platform, status)
-	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return nil, provider.Unavailable(platform, "empty answer")
-	}
-	// json.Unmarshal accepts "null" into a struct without complaint; anything
-	// but an object is not an answer.
-	if trimmed[0] != '{' {
-		return nil, provider.Unavailable(platform, "answer is not a JSON object (%d bytes)", len(body))
-	}
 	var a answer
-	if err := json.Unmarshal(trimmed, &a); err != nil {
-		return nil, provider.Unavailable(platform, "undecodable answer (%d bytes)", len(body))
+	if err := provider.DecodeAnswer(platform, status, body, &a); err != nil {
+		return nil, err
 	}
-	if a.ErrCode.code != "" {
+	if a.ErrCode.Failed() {
 		return nil, &provider.Error{
 			Kind:       kindOf(a.ErrCode),
 			Platform:   platform,
-			Code:       a.ErrCode.code,
+			Code:       a.ErrCode.Text,
 			Message:    message(a.ErrMsg),
 			RetryAfter: retryAfter(a.ErrCode),
 			Retryable:  retryable(a.ErrCode),
@@ -211,10 +181,10 @@ func Decode(status int, body []byte) (*Session, error) {
 
 // kindOf maps a non-zero errcode to the kind of failure.
 func kindOf(c errCode) error {
-	if !c.numeric {
+	if !c.Numeric {
 		return provider.ErrUnavailable
 	}
-	switch n := c.n; {
+	switch n := c.N; {
 	case n == -1: // system busy
 		return provider.ErrUnavailable
 	case n == 40029: // invalid code: expired, or another appid's
@@ -244,7 +214,7 @@ func kindOf(c errCode) error {
 // retryAfter is the back-off of a rate limit: 45011 (minute quota) and
 // 45009 (daily quota, where no shorter hint is known either).
 func retryAfter(c errCode) time.Duration {
-	if c.numeric && (c.n == 45011 || c.n == 45009) {
+	if c.Numeric && (c.N == 45011 || c.N == 45009) {
 		return RateLimitRetryAfter
 	}
 	return 0
@@ -252,105 +222,20 @@ func retryAfter(c errCode) time.Duration {
 
 // retryable reports WeChat's -1 "system busy": the call was not acted on.
 func retryable(c errCode) bool {
-	return c.numeric && c.n == -1
+	return c.Numeric && c.N == -1
 }
 
 // errCode is errcode as WeChat sends it: a JSON number, or (in one doc
-// example) a string such as "40029". code is its canonical text, empty for
-// success (absent, null, "" or 0).
-type errCode struct {
-	code    string
-	n       int64
-	numeric bool
-}
-
-func (c *errCode) UnmarshalJSON(b []byte) error {
-	*c = errCode{}
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-	}
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil
-	}
-	if n, ok := parseInt(s); ok {
-		if n != 0 {
-			*c = errCode{code: strconv.FormatInt(n, 10), n: n, numeric: true}
-		}
-		return nil
-	}
-	// Not a number (true, {}, "abc"...): a failure we can't classify.
-	*c = errCode{code: clean(s, maxCodeField)}
-	return nil
-}
-
-// parseInt reads an integer, also written as a float ("40029.0", "4.0029e4").
-func parseInt(s string) (int64, bool) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, true
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, false
-	}
-	return int64(f), true
-}
+// example) a string such as "40029". Absent, null, "" and 0 are success
+// (see provider.FlexCode.Failed).
+type errCode = provider.FlexCode
 
 // message returns errmsg (normally a string) cleaned and truncated.
 func message(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		s = string(raw) // not a string: keep its JSON text
-	}
-	return clean(s, maxMessage)
-}
-
-// clean makes s safe for a one-line log: valid UTF-8, no control characters,
-// at most max runes (then "...").
-func clean(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if n == max {
-			b.WriteString("...")
-			break
-		}
-		if unicode.IsControl(r) {
-			r = ' '
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
-}
-
-// redact replaces every occurrence of the given secrets in s. Very short
-// values are skipped: a real code or secret is 32 chars, and a client
-// sending code "4" must not be able to garble every message ("[redacted]0029").
-func redact(s string, secrets ...string) string {
-	for _, x := range secrets {
-		if len(x) >= minRedact && strings.Contains(s, x) {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
+	return provider.Message(raw, maxMessage)
 }
 
 // validSessionKey reports whether k is 24 base64 chars of a 16-byte key.
 func validSessionKey(k string) bool {
-	if len(k) != 24 || !utf8.ValidString(k) {
-		return false
-	}
-	var buf [18]byte
-	n, err := base64.StdEncoding.Decode(buf[:], []byte(k))
-	return err == nil && n == 16
+	return provider.IsBase64Key(k, 16)
 }
