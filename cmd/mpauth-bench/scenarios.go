@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// The scenarios run on each database: the login sweep (mpauth and the
+// minimal login side by side), paced half-capacity logins, introspection,
+// in-process verification, and growth.
+
+// newUsers numbers the users "new user" logins create.
+var newUsers atomic.Uint64
+
+// loginOp logs in a new user (returning == 0) or one of the first returning
+// seeded users, picked at random, through url's POST /v1/auth/login.
+func (b *bench) loginOp(url string, returning int) op {
+	endpoint := url + "/v1/auth/login"
+	return func(ctx context.Context, rng *rand.Rand) error {
+		n := newUserBase + newUsers.Add(1)
+		if returning > 0 {
+			n = uint64(rng.IntN(returning))
+		}
+		body := fmt.Appendf(nil, `{"platform":%q,"app_id":%q,"code":%q}`, benchPlatform, benchAppID, codeOf(n))
+		status, resp, err := post(ctx, b.client, endpoint, body, "")
+		switch {
+		case err != nil:
+			return err
+		case status != 200:
+			return failure(status, resp)
+		case !bytes.Contains(resp, []byte(`"access_token"`)):
+			return errors.New("200 without access_token")
+		}
+		return nil
+	}
+}
+
+func introspectionBodies(tokens []string) [][]byte {
+	out := make([][]byte, len(tokens))
+	for i, t := range tokens {
+		out[i] = fmt.Appendf(nil, `{"token":%q}`, t)
+	}
+	return out
+}
+
+// syntheticTokens are token-sized strings for the bare handler's bodies.
+func syntheticTokens(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strings.Repeat("x", 480) + fmt.Sprint(i)
+	}
+	return out
+}
+
+// introspectOp introspects one of the tokens as a backend does; anything
+// but an active answer is a failure.
+func (b *bench) introspectOp(url string, bodies [][]byte) op {
+	endpoint := url + "/v1/tokens/introspect"
+	auth := "Bearer " + backendKey
+	return func(ctx context.Context, rng *rand.Rand) error {
+		status, resp, err := post(ctx, b.client, endpoint, bodies[rng.IntN(len(bodies))], auth)
+		switch {
+		case err != nil:
+			return err
+		case status != 200:
+			return failure(status, resp)
+		case !bytes.Contains(resp, []byte(`"active":true`)) && !bytes.Contains(resp, []byte(`"active": true`)):
+			return errors.New("token not active")
+		}
+		return nil
+	}
+}
+
+func (b *bench) helloOp(url string, bodies [][]byte) op {
+	endpoint := url + "/hello"
+	return func(ctx context.Context, rng *rand.Rand) error {
+		status, resp, err := post(ctx, b.client, endpoint, bodies[rng.IntN(len(bodies))], "")
+		switch {
+		case err != nil:
+			return err
+		case status != 200:
+			return failure(status, resp)
+		}
+		return nil
+	}
+}
+
+// newDatabase makes a throwaway database of driver; for MySQL, dr.Skipped
+// says why when no server is reachable.
+func (b *bench) newDatabase(ctx context.Context, dr *DriverReport, name string) (*database, error) {
+	if dr.Driver == "sqlite" {
+		dr.Version = sqliteVersion(ctx)
+		return newSQLite(b.dir, name), nil
+	}
+	srv, err := reachMySQL(ctx, b.opts.mysqlDSN)
+	if err != nil {
+		dr.Skipped = "MySQL part skipped: " + err.Error() + " (set MPAUTH_BENCH_MYSQL_DSN or -mysql-dsn)"
+		return nil, err
+	}
+	dr.Version = srv.version(ctx)
+	db, err := srv.newDatabase(ctx)
+	if err != nil {
+		srv.close()
+		dr.Skipped = "MySQL part skipped: " + err.Error()
+		return nil, err
+	}
+	drop := db.drop
+	db.drop = func() { drop(); srv.close() }
+	return db, nil
+}
+
+// runDriver runs every scenario on one database driver.
+func (b *bench) runDriver(ctx context.Context, dr *DriverReport) error {
+	if err := b.runSweep(ctx, dr); err != nil {
+		return err
+	}
+	return b.runGrowth(ctx, dr)
+}
+
+// runSweep: the login sweep, paced logins, introspection and (once)
+// in-process verification, on a database with the returning users seeded.
+func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
+	db, err := b.newDatabase(ctx, dr, dr.Driver+"-sweep")
+	if err != nil {
+		return err
+	}
+	defer db.drop()
+	srv, err := b.startMpauth(ctx, db, dr.Driver+"-sweep")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	sqlDB, err := openSQL(db.driver, db.source, pool{})
+	if err != nil {
+		return err
+	}
+	defer sqlDB.Close()
+	t := time.Now()
+	if err := seedUsers(ctx, db.driver, db.source, benchPlatform, benchAppID, 0, uint64(b.opts.returning)); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.log, "%s: seeded %d returning users in %.1fs\n", dr.Driver, b.opts.returning, time.Since(t).Seconds())
+	mini, err := b.startMinimal(ctx, db, dr.Driver+"-sweep")
+	if err != nil {
+		return err
+	}
+	defer mini.stop()
+	if m, err := newMinimal(ctx, sqlDB, db.driver, b.fake.url, benchAppID, benchSecret, nil); err == nil {
+		dr.MinimalStatements = m.Statements()
+	}
+
+	for _, users := range []string{"new", "returning"} {
+		returning := 0
+		if users == "returning" {
+			returning = b.opts.returning
+		}
+		for _, c := range b.opts.conc {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			row := LoginRow{Users: users, Concurrency: c}
+			name := fmt.Sprintf("%s-login-%s-c%d", dr.Driver, users, c)
+			prof := c == 32
+			if prof && srv.pprof != "" {
+				// Profiled apart, one whole phase each.
+				b.profiled(name, func() { row.Mpauth = b.phase(c, 0).run(ctx, b.loginOp(srv.url, returning)) }, srv)
+				b.profiled(name, func() { row.Minimal = b.phase(c, 0).run(ctx, b.loginOp(mini.url, returning)) }, mini)
+			} else {
+				row.Mpauth, row.Minimal = pair(ctx, b.phase(c, 0), b.opts.rounds, b.loginOp(srv.url, returning), b.loginOp(mini.url, returning))
+			}
+			b.progress(fmt.Sprintf("%s login %s c=%d mpauth", dr.Driver, users, c), row.Mpauth)
+			b.progress(fmt.Sprintf("%s login %s c=%d minimal", dr.Driver, users, c), row.Minimal)
+			row.Ratio = ratio(row.Mpauth.PerSecond, row.Minimal.PerSecond)
+			dr.Login = append(dr.Login, row)
+		}
+	}
+
+	// Half of capacity: paced at half the best closed-loop throughput.
+	for _, users := range []string{"new", "returning"} {
+		returning := 0
+		if users == "returning" {
+			returning = b.opts.returning
+		}
+		best := 0.0
+		for _, r := range dr.Login {
+			if r.Users == users {
+				best = max(best, r.Mpauth.PerSecond)
+			}
+		}
+		if best <= 0 {
+			continue
+		}
+		r := b.phase(b.opts.pacedConc, best/2).run(ctx, b.loginOp(srv.url, returning))
+		b.progress(fmt.Sprintf("%s login %s paced %.0f/s mpauth", dr.Driver, users, best/2), r)
+		dr.HalfCapacity = append(dr.HalfCapacity, PacedRow{Users: users, Capacity: best, Result: r})
+	}
+
+	// Introspection of tokens mpauth issued.
+	tokens, err := b.collectTokens(ctx, srv.url, 256)
+	if err != nil {
+		return err
+	}
+	bodies := introspectionBodies(tokens)
+	var intro Result
+	b.maybeProfiled(true, dr.Driver+"-introspect", func() {
+		intro = b.phase(b.opts.verifyConc, 0).run(ctx, b.introspectOp(srv.url, bodies))
+	}, srv)
+	b.progress(fmt.Sprintf("%s introspection c=%d", dr.Driver, b.opts.verifyConc), intro)
+	dr.Introspection = &intro
+	if bare := b.report.Ceilings.BareKratos; bare != nil {
+		dr.IntrospectionRatio = ratio(intro.PerSecond, bare.PerSecond)
+	}
+
+	if b.report.Verify == nil {
+		v, err := benchVerify(ctx, b.client, srv.url, b.key, tokens, max(b.opts.measure/2, time.Second))
+		if err != nil {
+			return err
+		}
+		b.report.Verify = v
+		fmt.Fprintf(b.log, "in-process JWT verification: JWKS %.0f/s (%d cores), %.0f/s (1 core); Manager.Verify %.0f/s, %.0f/s\n",
+			v.JWKSOpsPerSec, v.Cores, v.JWKSOpsPerSecOneCore, v.ManagerOpsPerSec, v.ManagerOpsPerSecOneCore)
+	}
+	return nil
+}
+
+func (b *bench) maybeProfiled(on bool, name string, fn func(), p *proc) {
+	if on && p.pprof != "" {
+		b.profiled(name, fn, p)
+		return
+	}
+	fn()
+}
+
+// collectTokens logs n returning users in and returns their access tokens.
+func (b *bench) collectTokens(ctx context.Context, url string, n int) ([]string, error) {
+	var out []string
+	for i := 0; i < n; i++ {
+		body := fmt.Appendf(nil, `{"platform":%q,"app_id":%q,"code":%q}`, benchPlatform, benchAppID, codeOf(uint64(i%b.opts.returning)))
+		status, resp, err := post(ctx, b.client, url+"/v1/auth/login", body, "")
+		if err != nil {
+			return nil, err
+		}
+		if status != 200 {
+			return nil, fmt.Errorf("login for tokens: %v", failure(status, resp))
+		}
+		var r struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.Unmarshal(resp, &r); err != nil || r.AccessToken == "" {
+			return nil, fmt.Errorf("login for tokens: no access_token")
+		}
+		out = append(out, r.AccessToken)
+	}
+	return out, nil
+}
+
+// runGrowth measures logins on two databases, one with the small and one
+// with the large number of identities, each behind its own mpauth, the two
+// alternating (see pair).
+func (b *bench) runGrowth(ctx context.Context, dr *DriverReport) error {
+	g := &Growth{Concurrency: b.opts.growthConc}
+	var urls []string
+	for _, size := range []int{b.opts.growthSmall, b.opts.growthLarge} {
+		tag := fmt.Sprintf("%s-growth-%d", dr.Driver, size)
+		db, err := b.newDatabase(ctx, dr, tag)
+		if err != nil {
+			return err
+		}
+		defer db.drop()
+		srv, err := b.startMpauth(ctx, db, tag)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		t := time.Now()
+		if err := seedUsers(ctx, db.driver, db.source, benchPlatform, benchAppID, 0, uint64(size)); err != nil {
+			return err
+		}
+		secs := time.Since(t).Seconds()
+		n, err := countRows(ctx, db)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(b.log, "%s: seeded %d identities in %.1fs (%.0f users/s)\n", dr.Driver, n, secs, float64(size)/secs)
+		g.Points = append(g.Points, GrowthPoint{Identities: n, SeedSeconds: secs})
+		urls = append(urls, srv.url)
+	}
+	small, large := &g.Points[0], &g.Points[1]
+	p := b.phase(b.opts.growthConc, 0)
+	small.Returning, large.Returning = pair(ctx, p, b.opts.rounds,
+		b.loginOp(urls[0], b.opts.growthSmall), b.loginOp(urls[1], b.opts.growthLarge))
+	small.New, large.New = pair(ctx, p, b.opts.rounds, b.loginOp(urls[0], 0), b.loginOp(urls[1], 0))
+	for _, pt := range g.Points {
+		b.progress(fmt.Sprintf("%s growth %d returning c=%d", dr.Driver, pt.Identities, g.Concurrency), pt.Returning)
+		b.progress(fmt.Sprintf("%s growth %d new c=%d", dr.Driver, pt.Identities, g.Concurrency), pt.New)
+	}
+	g.ReturningRatio = ratio(large.Returning.PerSecond, small.Returning.PerSecond)
+	g.NewRatio = ratio(large.New.PerSecond, small.New.PerSecond)
+	dr.Growth = g
+	return nil
+}
+
+// countRows is the size of db's identities table.
+func countRows(ctx context.Context, db *database) (int64, error) {
+	sqlDB, err := openSQL(db.driver, db.source, pool{})
+	if err != nil {
+		return 0, err
+	}
+	defer sqlDB.Close()
+	return countIdentities(ctx, sqlDB)
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+// sqliteVersion asks the embedded SQLite its version.
+func sqliteVersion(ctx context.Context) string {
+	db, err := openSQL("sqlite", "file::memory:", pool{})
+	if err != nil {
+		return ""
+	}
+	defer db.Close()
+	var v string
+	_ = db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v)
+	return "SQLite " + v + " (modernc.org/sqlite; WAL, synchronous=NORMAL, immediate transactions)"
+}
