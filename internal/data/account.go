@@ -46,18 +46,18 @@ func (r *accountRepo) LockUser(ctx context.Context, id string) (*biz.User, error
 }
 
 func (r *accountRepo) SetPhone(ctx context.Context, userID, number, countryCode string, at time.Time) error {
-	return mapErr(r.d.client(ctx).User.UpdateOneID(userID).
+	return updatedOne(r.d.client(ctx).User.Update().Where(user.ID(userID)).
 		SetPhoneNumber(number).
 		SetPhoneCountryCode(countryCode).
 		SetPhoneVerifiedAt(at).
-		Exec(ctx))
+		Save(ctx))
 }
 
 func (r *accountRepo) SetProfile(ctx context.Context, userID, nickname, avatarURL string) error {
-	return mapErr(r.d.client(ctx).User.UpdateOneID(userID).
+	return updatedOne(r.d.client(ctx).User.Update().Where(user.ID(userID)).
 		SetNickname(nickname).
 		SetAvatarURL(avatarURL).
-		Exec(ctx))
+		Save(ctx))
 }
 
 func (r *accountRepo) FindUserIdentity(ctx context.Context, userID, platform, appID string) (*biz.Identity, error) {
@@ -128,7 +128,7 @@ func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*bi
 }
 
 func (r *accountRepo) RecordLogin(ctx context.Context, ident *biz.Identity, u biz.LoginUpdate) error {
-	q := r.d.client(ctx).Identity.UpdateOneID(ident.ID).
+	q := r.d.client(ctx).Identity.Update().Where(identity.ID(ident.ID)).
 		SetLastLoginAt(u.At).
 		SetUnionScope(u.UnionScope).
 		SetUnionid(u.UnionID)
@@ -140,7 +140,7 @@ func (r *accountRepo) RecordLogin(ctx context.Context, ident *biz.Identity, u bi
 		}
 		q.SetSessionKey(sealed)
 	}
-	return mapErr(q.Exec(ctx))
+	return updatedOne(q.Save(ctx))
 }
 
 func (r *accountRepo) ListIdentities(ctx context.Context, userID string) ([]*biz.Identity, error) {

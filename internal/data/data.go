@@ -192,6 +192,9 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	// prepare, execute and close (three): safe with utf8mb4, which the
 	// driver requires for client-side interpolation.
 	cfg.InterpolateParams = true
+	// Rows affected = rows matched, as in SQLite: an update of a row whose
+	// values did not change still proves the row exists.
+	cfg.ClientFoundRows = true
 	if err := cfg.Apply(mysql.Charset("utf8mb4", "utf8mb4_bin")); err != nil {
 		return nil, fmt.Errorf("data.database.source: %v", err)
 	}

@@ -58,6 +58,16 @@ func (d *Data) client(ctx context.Context) *ent.Client {
 	return d.db
 }
 
+// updatedOne is the result of an update of one row by its id: ErrNotFound
+// when no row matched. (ent's UpdateOne would read the row back: a second
+// round trip, and a transaction of its own outside one.)
+func updatedOne(n int, err error) error {
+	if err == nil && n == 0 {
+		return biz.ErrNotFound
+	}
+	return mapErr(err)
+}
+
 // mapErr turns driver and ent errors into biz's storage-neutral ones, so no
 // raw driver text reaches a client.
 func mapErr(err error) error {

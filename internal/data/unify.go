@@ -16,7 +16,7 @@ import (
 )
 
 func (r *accountRepo) MoveIdentity(ctx context.Context, identityID int, toUserID string) error {
-	return mapErr(r.d.client(ctx).Identity.UpdateOneID(identityID).SetUserID(toUserID).Exec(ctx))
+	return updatedOne(r.d.client(ctx).Identity.Update().Where(identity.ID(identityID)).SetUserID(toUserID).Save(ctx))
 }
 
 func (r *accountRepo) ListUnionAccounts(ctx context.Context, userID string) ([]biz.UnionAccount, error) {
@@ -42,7 +42,7 @@ func (r *accountRepo) MoveUnionAccount(ctx context.Context, platform, unionScope
 }
 
 func (r *accountRepo) MarkMerged(ctx context.Context, sourceID, targetID string, at time.Time) error {
-	return mapErr(r.d.client(ctx).User.UpdateOneID(sourceID).SetMergedInto(targetID).SetMergedAt(at).Exec(ctx))
+	return updatedOne(r.d.client(ctx).User.Update().Where(user.ID(sourceID)).SetMergedInto(targetID).SetMergedAt(at).Save(ctx))
 }
 
 func (r *accountRepo) ListAliases(ctx context.Context, userID string) ([]string, error) {
