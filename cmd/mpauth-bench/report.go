@@ -55,16 +55,16 @@ type DriverReport struct {
 	Driver  string `json:"driver"`
 	Version string `json:"version,omitempty"`
 	// Skipped says why this database was not measured.
-	Skipped            string     `json:"skipped,omitempty"`
-	MinimalStatements  []string   `json:"minimal_login_statements,omitempty"`
+	Skipped           string   `json:"skipped,omitempty"`
+	MinimalStatements []string `json:"minimal_login_statements,omitempty"`
 	// RoundTrips are the statements each login sends to MySQL (BEGIN and
 	// COMMIT included), counted by the server: noise-free, unlike timings.
-	RoundTrips []RoundTripRow `json:"round_trips_per_login,omitempty"`
-	Login              []LoginRow `json:"login"`
-	HalfCapacity       []PacedRow `json:"half_capacity,omitempty"`
-	Introspection      *Result    `json:"introspection,omitempty"`
-	IntrospectionRatio float64    `json:"introspection_over_bare_handler,omitempty"`
-	Growth             *Growth    `json:"growth,omitempty"`
+	RoundTrips         []RoundTripRow `json:"round_trips_per_login,omitempty"`
+	Login              []LoginRow     `json:"login"`
+	HalfCapacity       []PacedRow     `json:"half_capacity,omitempty"`
+	Introspection      *Result        `json:"introspection,omitempty"`
+	IntrospectionRatio float64        `json:"introspection_over_bare_handler,omitempty"`
+	Growth             *Growth        `json:"growth,omitempty"`
 }
 
 // RoundTripRow is MySQL statements per login, mpauth and the minimal login.
