@@ -157,7 +157,6 @@ type minimal struct {
 	codeRecords bool
 	selectIdent string
 	lockUser    string
-	txOpts      *sql.TxOptions
 	holder      string
 }
 
@@ -185,7 +184,6 @@ func newMinimal(ctx context.Context, db *sql.DB, driver, platformEndpoint, appID
 		// As internal/data: row locks, no gap locks.
 		m.selectIdent += " FOR UPDATE"
 		m.lockUser += " FOR UPDATE"
-		m.txOpts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 	}
 	m.codeRecords, err = hasTable(ctx, db, driver, "code_exchanges")
 	if err != nil {
@@ -315,7 +313,7 @@ func (m *minimal) exchange(ctx context.Context, code string) (*wechat.Session, e
 
 // record is the login's transaction.
 func (m *minimal) record(ctx context.Context, id *wechat.Session, sessionID, codeHash, refresh string, now time.Time) (string, bool, error) {
-	tx, err := m.db.BeginTx(ctx, m.txOpts)
+	tx, err := m.db.BeginTx(ctx, nil) // MySQL: READ COMMITTED per connection, as internal/data
 	if err != nil {
 		return "", false, err
 	}

@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite" // the same pure-Go driver mpauth uses
 
 	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data"
 )
 
 // database is one throwaway database the server, the minimal login and the
@@ -126,8 +127,7 @@ func poolFor(driver string) pool {
 }
 
 // openSQL opens the database as internal/data's Open does: the same driver,
-// the same DSN rules (MySQL: parseTime, UTC, utf8mb4_bin, arguments
-// interpolated client-side) and pool. Keep it in step with internal/data.
+// the same connection settings (MySQL: data.MySQLConnector) and pool.
 func openSQL(driver, source string, p pool) (*sql.DB, error) {
 	var (
 		db  *sql.DB
@@ -137,20 +137,7 @@ func openSQL(driver, source string, p pool) (*sql.DB, error) {
 	case "sqlite":
 		db, err = sql.Open("sqlite", source)
 	case "mysql":
-		var cfg *mysql.Config
-		if cfg, err = mysql.ParseDSN(source); err != nil {
-			return nil, err
-		}
-		cfg.ParseTime = true
-		cfg.Loc = time.UTC
-		cfg.InterpolateParams = true
-		if err = cfg.Apply(mysql.Charset("utf8mb4", "utf8mb4_bin")); err != nil {
-			return nil, err
-		}
-		if cfg.Timeout == 0 {
-			cfg.Timeout = 5 * time.Second
-		}
-		connector, cerr := mysql.NewConnector(cfg)
+		connector, cerr := data.MySQLConnector(source)
 		if cerr != nil {
 			return nil, cerr
 		}

@@ -5,6 +5,7 @@ package data
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,6 +182,17 @@ func openSQLite(dsn string) (*sql.DB, error) {
 }
 
 func openMySQL(dsn string) (*sql.DB, error) {
+	c, err := MySQLConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// MySQLConnector connects to MySQL as mpauth does, whatever the DSN says:
+// parseTime in UTC, utf8mb4_bin, arguments interpolated client-side, rows
+// affected counted as matched, and every connection in READ COMMITTED.
+func MySQLConnector(dsn string) (driver.Connector, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("data.database.source: not a valid MySQL DSN (user:pass@tcp(host:3306)/db): %v", redactDSNError(err))
@@ -205,7 +217,33 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.database.source: %v", redactDSNError(err))
 	}
-	return sql.OpenDB(connector), nil
+	return readCommitted{connector}, nil
+}
+
+// readCommitted sets each connection's isolation level once, when it
+// connects: a transaction begun with an isolation level costs a SET
+// TRANSACTION round trip before every START TRANSACTION.
+//
+// READ COMMITTED because correctness rests on unique keys and row locks (FOR
+// UPDATE), not on snapshots; InnoDB's default REPEATABLE READ adds gap locks
+// that make concurrent first logins deadlock often.
+type readCommitted struct{ driver.Connector }
+
+func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("mysql connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", nil); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // redactDSNError describes a DSN error without quoting the DSN, which holds

@@ -2,7 +2,6 @@ package data
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -26,14 +25,8 @@ func (t *transaction) InTx(ctx context.Context, fn func(ctx context.Context) err
 	if _, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
 		return fn(ctx) // already in one: join it
 	}
-	var opts *sql.TxOptions
-	if t.d.driver == "mysql" {
-		// READ COMMITTED: correctness rests on unique keys and row locks
-		// (FOR UPDATE), not on snapshots; InnoDB's default REPEATABLE READ
-		// adds gap locks that make concurrent first logins deadlock often.
-		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	}
-	tx, err := t.d.db.BeginTx(ctx, opts)
+	// MySQL connections are in READ COMMITTED from the start (readCommitted).
+	tx, err := t.d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
 	}
