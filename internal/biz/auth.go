@@ -378,7 +378,7 @@ func (uc *AuthUsecase) Authenticate(ctx context.Context, accessToken string) (*P
 
 // principalOf checks the session of verified claims and resolves its user.
 func (uc *AuthUsecase) principalOf(ctx context.Context, c *token.Claims) (*Principal, error) {
-	s, err := uc.sessions.Get(ctx, c.SessionID)
+	s, err := uc.sessions.GetForTokenCheck(ctx, c.SessionID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, ErrUnauthenticated

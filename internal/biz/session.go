@@ -48,6 +48,11 @@ type SessionRepo interface {
 	// Create stores the session with its first refresh token.
 	Create(ctx context.Context, s *Session, first RefreshToken) error
 	Get(ctx context.Context, id string) (*Session, error)
+	// GetForTokenCheck is Get for checking an access token's session: it
+	// may answer from this instance's memory for a short while
+	// (data.session_cache_ttl). Sessions ended through this instance are
+	// seen at once, through another within that time.
+	GetForTokenCheck(ctx context.Context, id string) (*Session, error)
 	// FindRefreshToken returns a refresh token generation and its session;
 	// ErrNotFound if the hash is unknown.
 	FindRefreshToken(ctx context.Context, hash string) (*RefreshToken, *Session, error)

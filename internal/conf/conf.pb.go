@@ -679,9 +679,14 @@ type Data struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Database *Data_Database         `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
 	// Directory for the sqlite file and the dev signing key.
-	DataDir       string `protobuf:"bytes,2,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DataDir string `protobuf:"bytes,2,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
+	// How long an instance may answer a token check (introspection, Bearer
+	// calls) from its memory of the token's session instead of the database.
+	// A session ended through this instance is seen at once; one ended
+	// through another instance within this time. Default 1s; 0s turns it off.
+	SessionCacheTtl *durationpb.Duration `protobuf:"bytes,3,opt,name=session_cache_ttl,json=sessionCacheTtl,proto3" json:"session_cache_ttl,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Data) Reset() {
@@ -726,6 +731,13 @@ func (x *Data) GetDataDir() string {
 		return x.DataDir
 	}
 	return ""
+}
+
+func (x *Data) GetSessionCacheTtl() *durationpb.Duration {
+	if x != nil {
+		return x.SessionCacheTtl
+	}
+	return nil
 }
 
 type Auth struct {
@@ -1477,10 +1489,11 @@ const file_conf_conf_proto_rawDesc = "" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1aO\n" +
 	"\x04GRPC\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xd3\x02\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x9a\x03\n" +
 	"\x04Data\x126\n" +
 	"\bdatabase\x18\x01 \x01(\v2\x1a.mpauth.conf.Data.DatabaseR\bdatabase\x12\x19\n" +
-	"\bdata_dir\x18\x02 \x01(\tR\adataDir\x1a\xf7\x01\n" +
+	"\bdata_dir\x18\x02 \x01(\tR\adataDir\x12E\n" +
+	"\x11session_cache_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fsessionCacheTtl\x1a\xf7\x01\n" +
 	"\bDatabase\x12\x16\n" +
 	"\x06driver\x18\x01 \x01(\tR\x06driver\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12(\n" +
@@ -1582,19 +1595,20 @@ var file_conf_conf_proto_depIdxs = []int32{
 	15, // 15: mpauth.conf.Server.http:type_name -> mpauth.conf.Server.HTTP
 	16, // 16: mpauth.conf.Server.grpc:type_name -> mpauth.conf.Server.GRPC
 	17, // 17: mpauth.conf.Data.database:type_name -> mpauth.conf.Data.Database
-	19, // 18: mpauth.conf.Auth.access_token_ttl:type_name -> google.protobuf.Duration
-	19, // 19: mpauth.conf.Auth.refresh_token_ttl:type_name -> google.protobuf.Duration
-	18, // 20: mpauth.conf.Auth.keys:type_name -> mpauth.conf.Auth.Key
-	19, // 21: mpauth.conf.App.timeout:type_name -> google.protobuf.Duration
-	19, // 22: mpauth.conf.Sandbox.code_ttl:type_name -> google.protobuf.Duration
-	19, // 23: mpauth.conf.Server.HTTP.timeout:type_name -> google.protobuf.Duration
-	19, // 24: mpauth.conf.Server.GRPC.timeout:type_name -> google.protobuf.Duration
-	19, // 25: mpauth.conf.Data.Database.conn_max_lifetime:type_name -> google.protobuf.Duration
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	19, // 18: mpauth.conf.Data.session_cache_ttl:type_name -> google.protobuf.Duration
+	19, // 19: mpauth.conf.Auth.access_token_ttl:type_name -> google.protobuf.Duration
+	19, // 20: mpauth.conf.Auth.refresh_token_ttl:type_name -> google.protobuf.Duration
+	18, // 21: mpauth.conf.Auth.keys:type_name -> mpauth.conf.Auth.Key
+	19, // 22: mpauth.conf.App.timeout:type_name -> google.protobuf.Duration
+	19, // 23: mpauth.conf.Sandbox.code_ttl:type_name -> google.protobuf.Duration
+	19, // 24: mpauth.conf.Server.HTTP.timeout:type_name -> google.protobuf.Duration
+	19, // 25: mpauth.conf.Server.GRPC.timeout:type_name -> google.protobuf.Duration
+	19, // 26: mpauth.conf.Data.Database.conn_max_lifetime:type_name -> google.protobuf.Duration
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_conf_conf_proto_init() }

@@ -38,6 +38,8 @@ type Data struct {
 	// box encrypts session_keys and platform tokens at rest; nil: the
 	// repositories storing them fail (see WithSecretBox).
 	box *secretbox.Box
+	// sessions remembers sessions for token checks; nil: off.
+	sessions *sessionCache
 }
 
 // Option configures Open.
@@ -111,11 +113,16 @@ func Open(c *conf.Data, logger log.Logger, opts ...Option) (*Data, error) {
 	if d := db.GetConnMaxLifetime(); d != nil {
 		sqlDB.SetConnMaxLifetime(d.AsDuration())
 	}
+	ttl := defaultSessionCacheTTL
+	if t := c.GetSessionCacheTtl(); t != nil {
+		ttl = t.AsDuration()
+	}
 	d := &Data{
-		db:     ent.NewClient(ent.Driver(entsql.OpenDB(dialect, sqlDB))),
-		sqlDB:  sqlDB,
-		driver: dialect,
-		log:    log.NewHelper(log.With(logger, "module", "data")),
+		db:       ent.NewClient(ent.Driver(entsql.OpenDB(dialect, sqlDB))),
+		sqlDB:    sqlDB,
+		driver:   dialect,
+		log:      log.NewHelper(log.With(logger, "module", "data")),
+		sessions: newSessionCache(ttl),
 	}
 	for _, o := range opts {
 		o(d)

@@ -45,6 +45,46 @@ func (r *sessionRepo) Get(ctx context.Context, id string) (*biz.Session, error) 
 	return toSession(s), nil
 }
 
+func (r *sessionRepo) GetForTokenCheck(ctx context.Context, id string) (*biz.Session, error) {
+	c := r.d.sessions
+	if c == nil || r.d.inTx(ctx) {
+		return r.Get(ctx, id)
+	}
+	s, epoch := c.get(id)
+	if s != nil {
+		return s, nil
+	}
+	s, err := r.Get(ctx, id)
+	if err == nil {
+		c.put(s, epoch)
+	}
+	return s, err
+}
+
+// sessionsEnding tells the session cache that sessions are being revoked:
+// it forgets them now, and again once the revocation is committed (with its
+// transaction, or when the returned func runs after an autocommitted write),
+// so no read racing the write outlives it.
+func (r *sessionRepo) sessionsEnding(ctx context.Context) (written func()) {
+	c := r.d.sessions
+	if c == nil {
+		return func() {}
+	}
+	c.invalidate()
+	tx, ok := ctx.Value(txKey{}).(*ent.Tx)
+	if !ok {
+		return c.invalidate
+	}
+	tx.OnCommit(func(next ent.Committer) ent.Committer {
+		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+			err := next.Commit(ctx, tx)
+			c.invalidate()
+			return err
+		})
+	})
+	return func() {}
+}
+
 func (r *sessionRepo) FindRefreshToken(ctx context.Context, hash string) (*biz.RefreshToken, *biz.Session, error) {
 	t, err := r.d.client(ctx).RefreshToken.Query().
 		Where(refreshtoken.TokenHash(hash)).
@@ -75,6 +115,7 @@ func (r *sessionRepo) Rotate(ctx context.Context, hash string, at time.Time, nex
 }
 
 func (r *sessionRepo) Revoke(ctx context.Context, id, reason string, at time.Time) error {
+	defer r.sessionsEnding(ctx)()
 	n, err := r.d.client(ctx).Session.Update().
 		Where(session.ID(id), session.RevokedAtIsNil()).
 		SetRevokedAt(at).
@@ -104,6 +145,7 @@ func toSession(s *ent.Session) *biz.Session {
 }
 
 func (r *sessionRepo) RevokeUser(ctx context.Context, userID, reason string, at time.Time) ([]string, error) {
+	defer r.sessionsEnding(ctx)()
 	c := r.d.client(ctx)
 	// Update first: an UPDATE sees (and locks) sessions committed by
 	// concurrent logins, where a snapshot read in this transaction might not.
