@@ -83,7 +83,8 @@ type AccountRepo interface {
 	// (MySQL: SELECT ... FOR UPDATE), so a concurrent merge of that user
 	// either finishes first or waits for us.
 	LockUser(ctx context.Context, id string) (*User, error)
-	// FindIdentity looks an identity up by its natural key; ErrNotFound if none.
+	// FindIdentity looks an identity up by its natural key, without its
+	// session_key (FindUserIdentity has it); ErrNotFound if none.
 	FindIdentity(ctx context.Context, platform, appID, openID string) (*Identity, error)
 	// CreateIdentity fails with ErrConcurrentUpdate when the natural key exists.
 	CreateIdentity(ctx context.Context, id *Identity) (*Identity, error)

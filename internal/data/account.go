@@ -92,6 +92,8 @@ func deref(s *string) string {
 }
 
 func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID string) (*biz.Identity, error) {
+	// Not the session_key: no caller of FindIdentity needs it, and a login
+	// would decrypt the key it is about to replace.
 	q := r.d.client(ctx).Identity.Query().
 		Where(identity.Platform(platform), identity.AppID(appID), identity.Openid(openID))
 	if r.d.inTx(ctx) && r.d.driver == "mysql" {
@@ -99,7 +101,9 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 		// instead of the login recording a session for the old owner.
 		q = q.ForUpdate()
 	}
-	i, err := q.Only(ctx)
+	i, err := q.Select(identity.FieldID, identity.FieldCreatedAt, identity.FieldPlatform, identity.FieldAppID, identity.FieldOpenid,
+		identity.FieldUnionScope, identity.FieldUnionid, identity.FieldLastLoginAt, identity.FieldUserID).
+		Only(ctx)
 	if err != nil {
 		return nil, mapErr(err)
 	}

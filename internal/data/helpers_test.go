@@ -43,3 +43,19 @@ func mustIdentity(t *testing.T, repo biz.AccountRepo, in *biz.Identity) *biz.Ide
 	}
 	return out
 }
+
+// sessionKeyOf reads the session_key of the user's identity openID.
+func sessionKeyOf(t *testing.T, repo biz.AccountRepo, userID, openID string) string {
+	t.Helper()
+	list, err := repo.ListIdentities(context.Background(), userID)
+	if err != nil {
+		t.Fatalf("ListIdentities(%s): %v", userID, err)
+	}
+	for _, i := range list {
+		if i.OpenID == openID {
+			return i.SessionKey
+		}
+	}
+	t.Fatalf("%s has no identity %s", userID, openID)
+	return ""
+}

@@ -62,9 +62,9 @@ func TestSessionKeyIsStoredEncryptedAndReadBackInClear(t *testing.T) {
 		}
 		assertSealed(t, "session_key", storedSessionKey(t, d, id.ID), first, "test")
 
-		got, err := repo.FindIdentity(ctx, "wechat", "wx-a", "o-1")
+		got, err := repo.FindUserIdentity(ctx, "u_1", "wechat", "wx-a")
 		if err != nil || got.SessionKey != first {
-			t.Fatalf("FindIdentity = %+v, %v; want session key %q", got, err, first)
+			t.Fatalf("FindUserIdentity = %+v, %v; want session key %q", got, err, first)
 		}
 
 		if err := repo.RecordLogin(ctx, id, biz.LoginUpdate{SessionKey: second, At: at(1)}); err != nil {
@@ -84,7 +84,7 @@ func TestSessionKeyIsStoredEncryptedAndReadBackInClear(t *testing.T) {
 		if err := repo.RecordLogin(ctx, id, biz.LoginUpdate{At: at(2)}); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := repo.FindIdentity(ctx, "wechat", "wx-a", "o-1"); got.SessionKey != second {
+		if got, _ := repo.FindUserIdentity(ctx, "u_1", "wechat", "wx-a"); got.SessionKey != second {
 			t.Fatalf("session key after a login without one = %q, want %q", got.SessionKey, second)
 		}
 
@@ -105,19 +105,15 @@ func TestSessionKeyCopiedToAnotherRowDoesNotOpen(t *testing.T) {
 		b := mustIdentity(t, repo, &biz.Identity{UserID: "u_1", Platform: "wechat", AppID: "wx-a", OpenID: "o-b", SessionKey: "key-of-b", LastLoginAt: at(0)})
 		rawExec(t, d, "UPDATE identities SET session_key = ? WHERE id = ?", storedSessionKey(t, d, a.ID), b.ID)
 
-		got, err := repo.FindIdentity(ctx, "wechat", "wx-a", "o-b")
-		if err != nil {
-			t.Fatalf("FindIdentity: %v", err)
-		}
-		if got.SessionKey != "" {
-			t.Fatalf("b's row with a's sealed key reads as %q, want no session key", got.SessionKey)
+		if got := sessionKeyOf(t, repo, "u_1", "o-b"); got != "" {
+			t.Fatalf("b's row with a's sealed key reads as %q, want no session key", got)
 		}
 		// A new login heals the row.
 		if err := repo.RecordLogin(ctx, b, biz.LoginUpdate{SessionKey: "fresh-b", At: at(1)}); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := repo.FindIdentity(ctx, "wechat", "wx-a", "o-b"); got.SessionKey != "fresh-b" {
-			t.Fatalf("after a new login: %q, want fresh-b", got.SessionKey)
+		if got := sessionKeyOf(t, repo, "u_1", "o-b"); got != "fresh-b" {
+			t.Fatalf("after a new login: %q, want fresh-b", got)
 		}
 	})
 }
@@ -181,7 +177,7 @@ func TestLegacyPlaintextRowsStillRead(t *testing.T) {
 		}
 		rawExec(t, d, "UPDATE platform_tokens SET token = ? WHERE platform = ? AND app_id = ?", "24.legacy.token", "wechat", "wx-a")
 
-		if got, err := accounts.FindIdentity(ctx, "wechat", "wx-a", "o-1"); err != nil || got.SessionKey != "legacy-session-key==" {
+		if got, err := accounts.FindUserIdentity(ctx, "u_1", "wechat", "wx-a"); err != nil || got.SessionKey != "legacy-session-key==" {
 			t.Fatalf("legacy session key: %+v, %v", got, err)
 		}
 		if got, err := tokens.Get(ctx, "wechat", "wx-a"); err != nil || got.Token != "24.legacy.token" {
@@ -224,7 +220,7 @@ func TestKeyRotationKeepsOldRowsReadable(t *testing.T) {
 			// After: k2 added and active, k1 still listed.
 			after := dbtest.OpenConfig(t, cfg, dbtest.BoxOf(t, "k2", k1, k2))
 			accounts2, tokens2 := data.NewAccountRepo(after), data.NewPlatformTokenRepo(after)
-			if got, err := accounts2.FindIdentity(ctx, "wechat", "wx-a", "o-1"); err != nil || got.SessionKey != "sk-under-k1" {
+			if got, err := accounts2.FindUserIdentity(ctx, "u_1", "wechat", "wx-a"); err != nil || got.SessionKey != "sk-under-k1" {
 				t.Fatalf("a k1 session key after the rotation: %+v, %v", got, err)
 			}
 			if got, err := tokens2.Get(ctx, "wechat", "wx-a"); err != nil || got.Token != "tok-under-k1" {
@@ -234,13 +230,13 @@ func TestKeyRotationKeepsOldRowsReadable(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertSealed(t, "session_key written after the rotation", storedSessionKey(t, after, id.ID), "sk-under-k2", "k2")
-			if got, _ := accounts2.FindIdentity(ctx, "wechat", "wx-a", "o-1"); got.SessionKey != "sk-under-k2" {
+			if got, _ := accounts2.FindUserIdentity(ctx, "u_1", "wechat", "wx-a"); got.SessionKey != "sk-under-k2" {
 				t.Fatalf("a k2 session key: %q", got.SessionKey)
 			}
 
 			// An instance without k2 does not read k2 values as garbage: it
 			// reads no session key (the user logs in again).
-			if got, err := accounts.FindIdentity(ctx, "wechat", "wx-a", "o-1"); err != nil || got.SessionKey != "" {
+			if got, err := accounts.FindUserIdentity(ctx, "u_1", "wechat", "wx-a"); err != nil || got.SessionKey != "" {
 				t.Fatalf("an instance without k2: %+v, %v; want no session key", got, err)
 			}
 			// Once k1 is dropped, the k1 token reads as absent (it is fetched again).
