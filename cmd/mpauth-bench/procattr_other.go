@@ -2,6 +2,12 @@
 
 package main
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 func procAttr() *syscall.SysProcAttr { return nil }
+
+// procCPU is not measured off Linux.
+func procCPU(int) (time.Duration, bool) { return 0, false }

@@ -57,21 +57,24 @@ type DriverReport struct {
 	// Skipped says why this database was not measured.
 	Skipped           string   `json:"skipped,omitempty"`
 	MinimalStatements []string `json:"minimal_login_statements,omitempty"`
-	// RoundTrips are the statements each login sends to MySQL (BEGIN and
-	// COMMIT included), counted by the server: noise-free, unlike timings.
-	RoundTrips         []RoundTripRow `json:"round_trips_per_login,omitempty"`
-	Login              []LoginRow     `json:"login"`
-	HalfCapacity       []PacedRow     `json:"half_capacity,omitempty"`
-	Introspection      *Result        `json:"introspection,omitempty"`
-	IntrospectionRatio float64        `json:"introspection_over_bare_handler,omitempty"`
-	Growth             *Growth        `json:"growth,omitempty"`
+	// PerLogin is what one login costs, measured apart from the timings.
+	PerLogin           []PerLoginRow `json:"per_login,omitempty"`
+	Login              []LoginRow    `json:"login"`
+	HalfCapacity       []PacedRow    `json:"half_capacity,omitempty"`
+	Introspection      *Result       `json:"introspection,omitempty"`
+	IntrospectionRatio float64       `json:"introspection_over_bare_handler,omitempty"`
+	Growth             *Growth       `json:"growth,omitempty"`
 }
 
-// RoundTripRow is MySQL statements per login, mpauth and the minimal login.
-type RoundTripRow struct {
-	Users   string  `json:"users"`
-	Mpauth  float64 `json:"mpauth"`
-	Minimal float64 `json:"minimal"`
+// PerLoginRow is what one login costs mpauth and the minimal login: the
+// statements MySQL receives (BEGIN and COMMIT included, counted by the
+// server) and the serving process's CPU time, both nearly noise-free.
+type PerLoginRow struct {
+	Users             string  `json:"users"`
+	MpauthStatements  float64 `json:"mpauth_statements,omitempty"`
+	MinimalStatements float64 `json:"minimal_statements,omitempty"`
+	MpauthCPUms       float64 `json:"mpauth_cpu_ms,omitempty"`
+	MinimalCPUms      float64 `json:"minimal_cpu_ms,omitempty"`
 }
 
 // LoginRow is mpauth and the minimal login at one concurrency.
@@ -255,6 +258,13 @@ func (r *Report) finish() {
 }
 
 // count prints 10000 as 10k and 1000000 as 1M (roughly).
+func stmts(n float64) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", n)
+}
+
 func count(n int64) string {
 	switch {
 	case n >= 1_000_000:
@@ -302,11 +312,16 @@ func (r *Report) print(out io.Writer) {
 		}
 	}
 	w.Flush()
+
+	fmt.Fprintln(out, "\nPER LOGIN — 500 sequential logins: statements the database received, CPU time of the serving process")
+	fmt.Fprintln(w, "db\tusers\tmpauth stmts\tminimal stmts\tmpauth CPU ms\tminimal CPU ms\tCPU mpauth÷min\t")
 	for _, d := range r.Drivers {
-		for _, rt := range d.RoundTrips {
-			fmt.Fprintf(out, "%s statements per %s login (counted by the server): mpauth %.2f, minimal %.2f\n", d.Driver, rt.Users, rt.Mpauth, rt.Minimal)
+		for _, p := range d.PerLogin {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t\n", d.Driver, p.Users, stmts(p.MpauthStatements), stmts(p.MinimalStatements),
+				p.MpauthCPUms, p.MinimalCPUms, ratio(p.MpauthCPUms, p.MinimalCPUms))
 		}
 	}
+	w.Flush()
 
 	fmt.Fprintln(out, "\nHALF CAPACITY — mpauth paced at ½ of its best closed-loop rate; latency from the scheduled start")
 	fmt.Fprintln(w, "db\tusers\tcapacity/s\tpaced/s\tachieved/s\tp50\tp95\tp99\terr\t")

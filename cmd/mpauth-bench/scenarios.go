@@ -157,22 +157,21 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 		dr.MinimalStatements = m.Statements()
 	}
 
-	if db.driver == "mysql" {
-		for _, users := range []string{"new", "returning"} {
-			returning := 0
-			if users == "returning" {
-				returning = b.opts.returning
-			}
-			row := RoundTripRow{Users: users}
-			if row.Mpauth, err = b.roundTrips(ctx, sqlDB, b.loginOp(srv.url, returning)); err != nil {
-				return err
-			}
-			if row.Minimal, err = b.roundTrips(ctx, sqlDB, b.loginOp(mini.url, returning)); err != nil {
-				return err
-			}
-			fmt.Fprintf(b.log, "%s: statements per %s login: mpauth %.2f, minimal %.2f\n", dr.Driver, users, row.Mpauth, row.Minimal)
-			dr.RoundTrips = append(dr.RoundTrips, row)
+	for _, users := range []string{"new", "returning"} {
+		returning := 0
+		if users == "returning" {
+			returning = b.opts.returning
 		}
+		row := PerLoginRow{Users: users}
+		if row.MpauthStatements, row.MpauthCPUms, err = b.perLogin(ctx, sqlDB, db.driver, srv, b.loginOp(srv.url, returning)); err != nil {
+			return err
+		}
+		if row.MinimalStatements, row.MinimalCPUms, err = b.perLogin(ctx, sqlDB, db.driver, mini, b.loginOp(mini.url, returning)); err != nil {
+			return err
+		}
+		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; server CPU mpauth %.3f ms, minimal %.3f ms\n",
+			dr.Driver, users, row.MpauthStatements, row.MinimalStatements, row.MpauthCPUms, row.MinimalCPUms)
+		dr.PerLogin = append(dr.PerLogin, row)
 	}
 
 	for _, users := range []string{"new", "returning"} {
@@ -186,7 +185,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 			}
 			row := LoginRow{Users: users, Concurrency: c}
 			name := fmt.Sprintf("%s-login-%s-c%d", dr.Driver, users, c)
-			prof := c == 32
+			prof := c == 32 || len(b.opts.conc) == 1
 			if prof && srv.pprof != "" {
 				// Profiled apart, one whole phase each.
 				b.profiled(name, func() { row.Mpauth = b.phase(c, 0).run(ctx, b.loginOp(srv.url, returning)) }, srv)
@@ -249,33 +248,51 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 	return nil
 }
 
-// roundTrips counts the statements MySQL receives per login (its global
-// Questions counter over 200 sequential logins; the benchmark is the
-// server's only client meanwhile).
-func (b *bench) roundTrips(ctx context.Context, db *sql.DB, login op) (float64, error) {
-	const logins = 200
+// perLogin measures what one login costs, over 500 sequential logins: the
+// statements MySQL receives (its global Questions counter; the benchmark is
+// the server's only client meanwhile; 0 on SQLite) and the CPU time the
+// serving process spends (Linux; 0 elsewhere). Both are nearly free of the
+// noise that timings on a shared machine carry.
+func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc, login op) (statements, cpuMs float64, err error) {
+	const logins = 500
 	questions := func() (int64, error) {
+		if driver != "mysql" {
+			return 0, nil
+		}
 		var name string
 		var n int64
 		err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Questions'").Scan(&name, &n)
 		return n, err
 	}
-	before, err := questions()
-	if err != nil {
-		return 0, err
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < logins; i++ {
+	for i := 0; i < 20; i++ { // warm the connections up
 		if err := login(ctx, rng); err != nil {
-			return 0, fmt.Errorf("counting statements: %w", err)
+			return 0, 0, fmt.Errorf("measuring one login: %w", err)
 		}
 	}
-	after, err := questions()
+	q0, err := questions()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	// The two SHOW statements count themselves (one of them).
-	return float64(after-before-1) / logins, nil
+	cpu0, cpuOK := procCPU(p.cmd.Process.Pid)
+	for i := 0; i < logins; i++ {
+		if err := login(ctx, rng); err != nil {
+			return 0, 0, fmt.Errorf("measuring one login: %w", err)
+		}
+	}
+	cpu1, _ := procCPU(p.cmd.Process.Pid)
+	q1, err := questions()
+	if err != nil {
+		return 0, 0, err
+	}
+	if driver == "mysql" {
+		// The second SHOW counts itself.
+		statements = float64(q1-q0-1) / logins
+	}
+	if cpuOK {
+		cpuMs = float64(cpu1-cpu0) / float64(time.Millisecond) / logins
+	}
+	return statements, cpuMs, nil
 }
 
 func (b *bench) maybeProfiled(on bool, name string, fn func(), p *proc) {
