@@ -331,7 +331,7 @@ func (b *bench) collectTokens(ctx context.Context, url string, n int) ([]string,
 // alternating (see pair).
 func (b *bench) runGrowth(ctx context.Context, dr *DriverReport) error {
 	g := &Growth{Concurrency: b.opts.growthConc}
-	var urls []string
+	var urls, minimalURLs []string
 	for _, size := range []int{b.opts.growthSmall, b.opts.growthLarge} {
 		tag := fmt.Sprintf("%s-growth-%d", dr.Driver, size)
 		db, err := b.newDatabase(ctx, dr, tag)
@@ -356,18 +356,29 @@ func (b *bench) runGrowth(ctx context.Context, dr *DriverReport) error {
 		fmt.Fprintf(b.log, "%s: seeded %d identities in %.1fs (%.0f users/s)\n", dr.Driver, n, secs, float64(size)/secs)
 		g.Points = append(g.Points, GrowthPoint{Identities: n, SeedSeconds: secs})
 		urls = append(urls, srv.url)
+		mini, err := b.startMinimal(ctx, db, tag)
+		if err != nil {
+			return err
+		}
+		defer mini.stop()
+		minimalURLs = append(minimalURLs, mini.url)
 	}
 	small, large := &g.Points[0], &g.Points[1]
 	p := b.phase(b.opts.growthConc, 0)
 	small.Returning, large.Returning = pair(ctx, p, b.opts.rounds,
 		b.loginOp(urls[0], b.opts.growthSmall), b.loginOp(urls[1], b.opts.growthLarge))
 	small.New, large.New = pair(ctx, p, b.opts.rounds, b.loginOp(urls[0], 0), b.loginOp(urls[1], 0))
+	// The same on the minimal login: how much of a slowdown is the database's.
+	small.MinimalReturning, large.MinimalReturning = pair(ctx, p, b.opts.rounds,
+		b.loginOp(minimalURLs[0], b.opts.growthSmall), b.loginOp(minimalURLs[1], b.opts.growthLarge))
 	for _, pt := range g.Points {
 		b.progress(fmt.Sprintf("%s growth %d returning c=%d", dr.Driver, pt.Identities, g.Concurrency), pt.Returning)
 		b.progress(fmt.Sprintf("%s growth %d new c=%d", dr.Driver, pt.Identities, g.Concurrency), pt.New)
+		b.progress(fmt.Sprintf("%s growth %d returning c=%d minimal", dr.Driver, pt.Identities, g.Concurrency), pt.MinimalReturning)
 	}
 	g.ReturningRatio = ratio(large.Returning.PerSecond, small.Returning.PerSecond)
 	g.NewRatio = ratio(large.New.PerSecond, small.New.PerSecond)
+	g.MinimalReturningRatio = ratio(large.MinimalReturning.PerSecond, small.MinimalReturning.PerSecond)
 	dr.Growth = g
 	return nil
 }
