@@ -83,6 +83,7 @@ type AuthUsecase struct {
 	holder    string
 	flight    singleflight.Group
 	purgeTick atomic.Uint64
+	purging   atomic.Bool
 }
 
 // NewAuthUsecase returns an AuthUsecase.

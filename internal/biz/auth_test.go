@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -679,6 +680,30 @@ func TestRetriedCodeReturnsTheSameLogin(t *testing.T) {
 			if _, err := e.uc.Refresh(ctx, rt); err != nil {
 				t.Errorf("Refresh of a token of the retried login: %v", err)
 			}
+		}
+	})
+}
+
+func TestExpiredCodeRecordsArePurgedInTheBackground(t *testing.T) {
+	eachDriver(t, func(t *testing.T, e *env) {
+		// One purge runs every 100 claims; the first finds nothing expired.
+		for i := 0; i < 100; i++ {
+			e.login(e.uc, appA1, fmt.Sprintf("early-%d", i))
+		}
+		e.clock.Advance(11 * time.Minute) // past the retry window of those codes
+		for i := 0; i < 100; i++ {
+			e.login(e.uc, appA1, fmt.Sprintf("late-%d", i))
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n := e.counts().CodeExchanges
+			if n == 100 {
+				return // the late logins' records, still within their window
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d code records, want the 100 unexpired ones after the purge", n)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }

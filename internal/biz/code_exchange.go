@@ -190,12 +190,26 @@ func (uc *AuthUsecase) replay(ctx context.Context, rec *CodeExchange) (*TokenPai
 }
 
 // maybePurge deletes expired code records now and then (about one claim in
-// a hundred), keeping the table to the retry window's worth of logins.
+// a hundred), keeping the table to the retry window's worth of logins. It
+// runs in the background, one purge at a time per instance: a login never
+// waits for it (inline, it was the p99 of logins once records expired).
 func (uc *AuthUsecase) maybePurge(ctx context.Context, now time.Time) {
-	if uc.purgeTick.Add(1)%100 != 0 {
+	if uc.purgeTick.Add(1)%purgeEvery != 0 || !uc.purging.CompareAndSwap(false, true) {
 		return
 	}
-	if err := uc.codes.Purge(context.WithoutCancel(ctx), now, 1000); err != nil {
-		uc.log.WithContext(ctx).Warnw("msg", "purging expired login codes failed", "err", err)
-	}
+	l := uc.log.WithContext(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), purgeTimeout)
+	go func() {
+		defer cancel()
+		defer uc.purging.Store(false)
+		if err := uc.codes.Purge(ctx, now, purgeBatch); err != nil {
+			l.Warnw("msg", "purging expired login codes failed", "err", err)
+		}
+	}()
 }
+
+const (
+	purgeEvery   = 100
+	purgeBatch   = 1000
+	purgeTimeout = 30 * time.Second
+)
