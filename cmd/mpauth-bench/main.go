@@ -340,4 +340,24 @@ func (b *bench) profiled(name string, fn func(), procs ...*proc) {
 	for range procs {
 		<-done
 	}
+	// Allocations since the process started (mostly this and earlier
+	// phases): go tool pprof -sample_index=alloc_space.
+	for _, p := range procs {
+		b.fetchProfile(p.pprof+"/debug/pprof/allocs", filepath.Join(b.opts.profileDir, name+"-"+strings.ReplaceAll(p.name, " ", "-")+"-allocs.pprof"))
+	}
+}
+
+func (b *bench) fetchProfile(url, path string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Fprintf(b.log, "profile %s: %v\n", url, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
