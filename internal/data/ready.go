@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mpauth/mpauth/internal/data/ent"
 	"github.com/mpauth/mpauth/internal/data/ent/migrate"
 )
 
@@ -51,23 +50,4 @@ func (d *Data) Ready(ctx context.Context) error {
 // isUnreachable tells a lost or refused connection from a query error.
 func isUnreachable(err error) bool {
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || isNetErr(err)
-}
-
-// AfterCommit runs fn once the transaction ctx carries (see
-// Transaction.InTx) commits, never if it rolls back; without one, at once.
-func AfterCommit(ctx context.Context, fn func()) {
-	tx, ok := ctx.Value(txKey{}).(*ent.Tx)
-	if !ok {
-		fn()
-		return
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			err := next.Commit(ctx, tx)
-			if err == nil {
-				fn()
-			}
-			return err
-		})
-	})
 }

@@ -62,27 +62,15 @@ func (r *sessionRepo) GetForTokenCheck(ctx context.Context, id string) (*biz.Ses
 }
 
 // sessionsEnding tells the session cache that sessions are being revoked:
-// it forgets them now, and again once the revocation is committed (with its
-// transaction, or when the returned func runs after an autocommitted write),
-// so no read racing the write outlives it.
+// it forgets them now and, through the returned func run after the write,
+// again once the write is committed, so no read racing it outlives it.
 func (r *sessionRepo) sessionsEnding(ctx context.Context) (written func()) {
 	c := r.d.sessions
 	if c == nil {
 		return func() {}
 	}
 	c.invalidate()
-	tx, ok := ctx.Value(txKey{}).(*ent.Tx)
-	if !ok {
-		return c.invalidate
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			err := next.Commit(ctx, tx)
-			c.invalidate()
-			return err
-		})
-	})
-	return func() {}
+	return func() { AfterCommit(ctx, c.invalidate) }
 }
 
 func (r *sessionRepo) FindRefreshToken(ctx context.Context, hash string) (*biz.RefreshToken, *biz.Session, error) {

@@ -51,6 +51,25 @@ func (d *Data) client(ctx context.Context) *ent.Client {
 	return d.db
 }
 
+// AfterCommit runs fn once the transaction ctx carries (see
+// Transaction.InTx) commits, never if it rolls back; without one, at once.
+func AfterCommit(ctx context.Context, fn func()) {
+	tx, ok := ctx.Value(txKey{}).(*ent.Tx)
+	if !ok {
+		fn()
+		return
+	}
+	tx.OnCommit(func(next ent.Committer) ent.Committer {
+		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+			err := next.Commit(ctx, tx)
+			if err == nil {
+				fn()
+			}
+			return err
+		})
+	})
+}
+
 // updatedOne is the result of an update of one row by its id: ErrNotFound
 // when no row matched. (ent's UpdateOne would read the row back: a second
 // round trip, and a transaction of its own outside one.)

@@ -242,3 +242,47 @@ func TestClosedDatabaseIsStorageUnavailable(t *testing.T) {
 		}
 	})
 }
+
+func TestAfterCommitRunsOnlyOnCommit(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d *data.Data) {
+		tx := data.NewTransaction(d)
+		audit := data.NewAuditRepo(d)
+		ctx := context.Background()
+		record := func(ctx context.Context) error {
+			return audit.Record(ctx, biz.AuditEvent{Actor: "system", Action: biz.AuditUserMerge, Subject: "u1", At: at(0)})
+		}
+
+		ran := 0
+		data.AfterCommit(ctx, func() { ran++ })
+		if ran != 1 {
+			t.Fatalf("outside a transaction: ran %d times, want at once", ran)
+		}
+
+		ran = 0
+		err := tx.InTx(ctx, func(ctx context.Context) error {
+			if err := record(ctx); err != nil {
+				return err
+			}
+			data.AfterCommit(ctx, func() { ran++ })
+			if ran != 0 {
+				t.Error("ran before the commit")
+			}
+			return nil
+		})
+		if err != nil || ran != 1 {
+			t.Fatalf("committed: err %v, ran %d times, want once", err, ran)
+		}
+
+		ran = 0
+		err = tx.InTx(ctx, func(ctx context.Context) error {
+			if err := record(ctx); err != nil {
+				return err
+			}
+			data.AfterCommit(ctx, func() { ran++ })
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) || ran != 0 {
+			t.Fatalf("rolled back: err %v, ran %d times, want never", err, ran)
+		}
+	})
+}
