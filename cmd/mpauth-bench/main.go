@@ -15,11 +15,8 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -216,15 +213,11 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.report.BuildSeconds = time.Since(t).Seconds()
 
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	pemBytes, err := token.NewEd25519PEM()
 	if err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	b.keyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	b.keyPEM = string(pemBytes)
 	if b.key, err = token.ParsePrivateKeyPEM(benchKID, []byte(b.keyPEM)); err != nil {
 		return err
 	}

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +12,7 @@ import (
 
 	"github.com/mpauth/mpauth/internal/data"
 	"github.com/mpauth/mpauth/internal/sandbox"
+	"github.com/mpauth/mpauth/internal/token"
 )
 
 // migrateCmd creates or upgrades the schema (or prints the plan).
@@ -94,14 +91,11 @@ func keygenCmd(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	pemBytes, err := token.NewEd25519PEM()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "# kid: %s — store this file as a secret and point auth.keys[].private_key_file at it\n", *kid)
-	return pem.Encode(stdout, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	_, err = stdout.Write(pemBytes)
+	return err
 }

@@ -201,15 +201,10 @@ func LoadOrCreateDevKey(path string) (Key, error) {
 		return Key{}, fmt.Errorf("token: create dev key directory: %w", err)
 	}
 
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	pemBytes, err := NewEd25519PEM()
 	if err != nil {
-		return Key{}, fmt.Errorf("token: generate dev key: %w", err)
+		return Key{}, fmt.Errorf("token: dev key: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return Key{}, fmt.Errorf("token: encode dev key: %w", err)
-	}
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 
 	// os.CreateTemp creates the file with mode 0600.
 	tmp, err := os.CreateTemp(dir, ".devkey-*.tmp")
@@ -241,6 +236,20 @@ func LoadOrCreateDevKey(path string) (Key, error) {
 		return Key{}, fmt.Errorf("token: write dev key: %w", err)
 	}
 	return ParsePrivateKeyPEM("", pemBytes)
+}
+
+// NewEd25519PEM generates an Ed25519 signing key as a PKCS#8 PEM block (what
+// auth.keys[].private_key takes).
+func NewEd25519PEM() ([]byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate Ed25519 key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encode Ed25519 key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 func readKeyFile(path string) (Key, error) {
