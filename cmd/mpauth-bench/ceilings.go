@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with -pprof
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -110,7 +109,7 @@ func minimalCmd(args []string) error {
 		return err
 	}
 	defer db.Close()
-	m, err := newMinimal(context.Background(), db, *driver, *platform, *appID, os.Getenv(envMinimalSecret), tokens)
+	m, err := newMinimal(db, *driver, *platform, *appID, os.Getenv(envMinimalSecret), tokens)
 	if err != nil {
 		return err
 	}
@@ -147,14 +146,9 @@ func minimalCmd(args []string) error {
 // A transaction that lost a race is retried as mpauth retries it.
 type minimal struct {
 	db          *sql.DB
-	client      *http.Client
-	platformURL url.URL
+	platform    provider.Provider // mpauth's own WeChat provider
 	appID       string
-	secret      string
 	tokens      *token.Manager
-	// codeRecords: the schema has code_exchanges, so a login records its
-	// code as mpauth's does.
-	codeRecords bool
 	selectIdent string
 	lockUser    string
 	holder      string
@@ -162,21 +156,17 @@ type minimal struct {
 
 // Statements is the statement list of one login (for the report).
 func (m *minimal) Statements() []string {
-	s := []string{"SELECT identity", "new: INSERT users, INSERT identities | returning: SELECT user, UPDATE identities", "INSERT sessions", "INSERT refresh_tokens"}
-	if m.codeRecords {
-		s = append([]string{"INSERT code_exchanges"}, append(s, "UPDATE code_exchanges")...)
-	}
-	return s
+	return []string{"INSERT code_exchanges", "SELECT identity", "new: INSERT users, INSERT identities | returning: SELECT user, UPDATE identities",
+		"INSERT sessions", "INSERT refresh_tokens", "UPDATE code_exchanges"}
 }
 
-func newMinimal(ctx context.Context, db *sql.DB, driver, platformEndpoint, appID, secret string, tokens *token.Manager) (*minimal, error) {
-	u, err := url.Parse(platformEndpoint + wechat.Path)
+func newMinimal(db *sql.DB, driver, platformEndpoint, appID, secret string, tokens *token.Manager) (*minimal, error) {
+	p, err := wechat.New(provider.App{Platform: provider.WeChat, AppID: appID, Secret: secret, Endpoint: platformEndpoint, Timeout: 3 * time.Second}, provider.Env{})
 	if err != nil {
 		return nil, err
 	}
 	m := &minimal{
-		db: db, client: provider.NewHTTPClient(3 * time.Second), platformURL: *u,
-		appID: appID, secret: secret, tokens: tokens, holder: "i_minimal",
+		db: db, platform: p, appID: appID, tokens: tokens, holder: "i_minimal",
 		selectIdent: "SELECT id, user_id FROM identities WHERE platform = ? AND app_id = ? AND openid = ? LIMIT 2",
 		lockUser:    "SELECT id, merged_into FROM users WHERE id = ? LIMIT 2",
 	}
@@ -185,21 +175,7 @@ func newMinimal(ctx context.Context, db *sql.DB, driver, platformEndpoint, appID
 		m.selectIdent += " FOR UPDATE"
 		m.lockUser += " FOR UPDATE"
 	}
-	m.codeRecords, err = hasTable(ctx, db, driver, "code_exchanges")
-	if err != nil {
-		return nil, err
-	}
 	return m, nil
-}
-
-func hasTable(ctx context.Context, db *sql.DB, driver, table string) (bool, error) {
-	q := "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-	if driver == "mysql" {
-		q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
-	}
-	var n int
-	err := db.QueryRowContext(ctx, q, table).Scan(&n)
-	return n > 0, err
 }
 
 type loginRequest struct {
@@ -258,14 +234,12 @@ func (m *minimal) login(ctx context.Context, code string) (*tokenReply, int, str
 	now := time.Now()
 	h := sha256.Sum256([]byte("wechat\x00" + m.appID + "\x00" + code + "\x00\x00"))
 	hash := hex.EncodeToString(h[:])
-	if m.codeRecords {
-		if _, err := m.db.ExecContext(ctx,
-			"INSERT INTO code_exchanges (code_hash, state, holder, lease_until, session_id, user_id, is_new_user, expires_at) VALUES (?, 'pending', ?, ?, '', '', ?, ?)",
-			hash, m.holder, now.Add(19*time.Second), false, now.Add(10*time.Minute)); err != nil {
-			return nil, 503, logStorage("claim", err)
-		}
+	if _, err := m.db.ExecContext(ctx,
+		"INSERT INTO code_exchanges (code_hash, state, holder, lease_until, session_id, user_id, is_new_user, expires_at) VALUES (?, 'pending', ?, ?, '', '', ?, ?)",
+		hash, m.holder, now.Add(19*time.Second), false, now.Add(10*time.Minute)); err != nil {
+		return nil, 503, logStorage("claim", err)
 	}
-	id, err := m.exchange(ctx, code)
+	id, err := m.platform.Exchange(ctx, provider.Credentials{Code: code})
 	if err != nil {
 		return nil, 503, "PLATFORM_UNAVAILABLE"
 	}
@@ -295,24 +269,8 @@ func (m *minimal) login(ctx context.Context, code string) (*tokenReply, int, str
 	}, 200, ""
 }
 
-// exchange calls code2Session, with the product's HTTP client and decoder.
-func (m *minimal) exchange(ctx context.Context, code string) (*wechat.Session, error) {
-	u := m.platformURL
-	u.RawQuery = url.Values{"appid": {m.appID}, "secret": {m.secret}, "js_code": {code}, "grant_type": {"authorization_code"}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	status, body, err := provider.Do(ctx, m.client, "wechat", req)
-	if err != nil {
-		return nil, err
-	}
-	return wechat.Decode(status, body)
-}
-
 // record is the login's transaction.
-func (m *minimal) record(ctx context.Context, id *wechat.Session, sessionID, codeHash, refresh string, now time.Time) (string, bool, error) {
+func (m *minimal) record(ctx context.Context, id *provider.Identity, sessionID, codeHash, refresh string, now time.Time) (string, bool, error) {
 	tx, err := m.db.BeginTx(ctx, nil) // MySQL: READ COMMITTED per connection, as internal/data
 	if err != nil {
 		return "", false, err
@@ -360,12 +318,10 @@ func (m *minimal) record(ctx context.Context, id *wechat.Session, sessionID, cod
 		now, now, biz.HashRefreshToken(refresh), now.Add(refreshTTL), sessionID); err != nil {
 		return "", false, err
 	}
-	if m.codeRecords {
-		if _, err := tx.ExecContext(ctx,
-			"UPDATE code_exchanges SET state = 'done', session_id = ?, user_id = ?, is_new_user = ? WHERE code_hash = ? AND holder = ?",
-			sessionID, userID, isNew, codeHash, m.holder); err != nil {
-			return "", false, err
-		}
+	if _, err := tx.ExecContext(ctx,
+		"UPDATE code_exchanges SET state = 'done', session_id = ?, user_id = ?, is_new_user = ? WHERE code_hash = ? AND holder = ?",
+		sessionID, userID, isNew, codeHash, m.holder); err != nil {
+		return "", false, err
 	}
 	return userID, isNew, tx.Commit()
 }

@@ -35,17 +35,11 @@ const defaultMySQLDSN = "root@tcp(127.0.0.1:3306)/"
 // newSQLite returns a fresh SQLite database file under dir.
 func newSQLite(dir, name string) *database {
 	path := filepath.Join(dir, name+".db")
-	return &database{driver: "sqlite", source: sqliteDSN(path), drop: func() {
+	return &database{driver: "sqlite", source: data.SQLiteDSN(path), drop: func() {
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			_ = os.Remove(path + suffix)
 		}
 	}}
-}
-
-// sqliteDSN is the DSN internal/data opens a SQLite file with: WAL, busy
-// timeout, immediate transactions.
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 // mysqlServer is a reachable MySQL server the benchmark may create databases on.

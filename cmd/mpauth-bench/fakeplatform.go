@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/mpauth/mpauth/internal/provider/wechat"
 )
 
 // The fake WeChat answers code2Session (GET /sns/jscode2session) in WeChat's
@@ -19,7 +21,6 @@ import (
 // platform's single-use codes are.
 
 const (
-	wechatPath = "/sns/jscode2session"
 	// codeLen is the length of every minted code (WeChat's are 32 chars).
 	codeLen = 32
 	// newUserBase numbers the users created by "new user" logins, far above
@@ -71,7 +72,7 @@ func newFakeWeChat(appID, secret string) *fakeWeChat {
 // ServeHTTP answers code2Session as WeChat does: HTTP 200 and a JSON body,
 // {"session_key","openid"} on success, {"errcode","errmsg"} otherwise.
 func (f *fakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != wechatPath {
+	if r.URL.Path != wechat.Path {
 		http.NotFound(w, r)
 		return
 	}

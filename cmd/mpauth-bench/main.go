@@ -89,11 +89,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.growthSmall, "growth-small", 10000, "identities of the small growth point")
 	large := fs.Int("growth-large", 0, "identities of the large growth point (default 100000, full 1000000)")
 	drivers := fs.String("drivers", "sqlite,mysql", "databases to run on")
-	dsn := os.Getenv("MPAUTH_BENCH_MYSQL_DSN")
-	if dsn == "" {
-		dsn = defaultMySQLDSN
-	}
-	fs.StringVar(&o.mysqlDSN, "mysql-dsn", dsn, "MySQL server to create a throwaway database on (also MPAUTH_BENCH_MYSQL_DSN)")
+	// No default shown: the environment's DSN may hold a password.
+	fs.StringVar(&o.mysqlDSN, "mysql-dsn", "", "MySQL server to create a throwaway database on (default MPAUTH_BENCH_MYSQL_DSN, else "+defaultMySQLDSN+")")
 	fs.StringVar(&o.out, "out", "bench-results.json", "where to write the results as JSON")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of mpauth, the minimal login and the load generator here")
 	fs.StringVar(&o.serverLogLevel, "server-log-level", "info", "mpauth's log.level during the benchmark")
@@ -101,6 +98,11 @@ func parseOptions(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, SQLite files)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.mysqlDSN == "" {
+		if o.mysqlDSN = os.Getenv("MPAUTH_BENCH_MYSQL_DSN"); o.mysqlDSN == "" {
+			o.mysqlDSN = defaultMySQLDSN
+		}
 	}
 	o.warmup, o.measure, o.growthLarge = *warmup, *measure, *large
 	if o.warmup == 0 {
@@ -311,22 +313,14 @@ func (b *bench) profiled(name string, fn func(), procs ...*proc) {
 	if secs < 1 {
 		secs = 1
 	}
+	path := func(p *proc, suffix string) string {
+		return filepath.Join(b.opts.profileDir, name+"-"+strings.ReplaceAll(p.name, " ", "-")+suffix+".pprof")
+	}
 	done := make(chan struct{}, len(procs))
 	for _, p := range procs {
 		go func(p *proc) {
 			defer func() { done <- struct{}{} }()
-			resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.pprof, secs))
-			if err != nil {
-				fmt.Fprintf(b.log, "profile of %s: %v\n", p.name, err)
-				return
-			}
-			defer resp.Body.Close()
-			f, err := os.Create(filepath.Join(b.opts.profileDir, name+"-"+strings.ReplaceAll(p.name, " ", "-")+".pprof"))
-			if err != nil {
-				return
-			}
-			defer f.Close()
-			_, _ = io.Copy(f, resp.Body)
+			b.fetchProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.pprof, secs), path(p, ""))
 		}(p)
 	}
 	fn()
@@ -336,7 +330,7 @@ func (b *bench) profiled(name string, fn func(), procs ...*proc) {
 	// Allocations since the process started (mostly this and earlier
 	// phases): go tool pprof -sample_index=alloc_space.
 	for _, p := range procs {
-		b.fetchProfile(p.pprof+"/debug/pprof/allocs", filepath.Join(b.opts.profileDir, name+"-"+strings.ReplaceAll(p.name, " ", "-")+"-allocs.pprof"))
+		b.fetchProfile(p.pprof+"/debug/pprof/allocs", path(p, "-allocs"))
 	}
 }
 

@@ -153,7 +153,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 		return err
 	}
 	defer mini.stop()
-	if m, err := newMinimal(ctx, sqlDB, db.driver, b.fake.url, benchAppID, benchSecret, nil); err == nil {
+	if m, err := newMinimal(sqlDB, db.driver, b.fake.url, benchAppID, benchSecret, nil); err == nil {
 		dr.MinimalStatements = m.Statements()
 	}
 
@@ -227,7 +227,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 	}
 	bodies := introspectionBodies(tokens)
 	var intro Result
-	b.maybeProfiled(true, dr.Driver+"-introspect", func() {
+	b.profiled(dr.Driver+"-introspect", func() {
 		intro = b.phase(b.opts.verifyConc, 0).run(ctx, b.introspectOp(srv.url, bodies))
 	}, srv)
 	b.progress(fmt.Sprintf("%s introspection c=%d", dr.Driver, b.opts.verifyConc), intro)
@@ -293,14 +293,6 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 		cpuMs = float64(cpu1-cpu0) / float64(time.Millisecond) / logins
 	}
 	return statements, cpuMs, nil
-}
-
-func (b *bench) maybeProfiled(on bool, name string, fn func(), p *proc) {
-	if on && p.pprof != "" {
-		b.profiled(name, fn, p)
-		return
-	}
-	fn()
 }
 
 // collectTokens logs n returning users in and returns their access tokens.

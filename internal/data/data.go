@@ -167,9 +167,14 @@ func sqliteDSN(c *conf.Data) string {
 	if strings.HasPrefix(src, "file:") || strings.Contains(src, "?") {
 		return src
 	}
-	// WAL lets readers run beside the writer; immediate transactions take the
-	// write lock up front so two logins never deadlock upgrading read locks.
-	return "file:" + src + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return SQLiteDSN(src)
+}
+
+// SQLiteDSN is the DSN mpauth opens the SQLite file at path with. WAL lets
+// readers run beside the writer; immediate transactions take the write lock
+// up front so two logins never deadlock upgrading read locks.
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 func openSQLite(dsn string) (*sql.DB, error) {
