@@ -51,10 +51,25 @@ func Clean(s string, max int) string {
 
 // Redact replaces every occurrence of each secret in s with "[redacted]",
 // in the order given. Secrets shorter than MinRedact bytes are left alone.
+// A secret that Clean cut short (s ends in "...") is redacted too: the
+// decoders cut platform text for the log before the provider, which knows
+// the secrets, scrubs it.
 func Redact(s string, secrets ...string) string {
 	for _, x := range secrets {
-		if len(x) >= MinRedact && strings.Contains(s, x) {
+		if len(x) < MinRedact {
+			continue
+		}
+		if strings.Contains(s, x) {
 			s = strings.ReplaceAll(s, x, Redacted)
+		}
+		if head, ok := strings.CutSuffix(s, "..."); ok {
+			// The longest start of x (MinRedact bytes or more) that head ends with.
+			for n := len(x) - 1; n >= MinRedact; n-- {
+				if strings.HasSuffix(head, x[:n]) {
+					s = head[:len(head)-n] + Redacted + "..."
+					break
+				}
+			}
 		}
 	}
 	return s

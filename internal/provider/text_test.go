@@ -53,6 +53,9 @@ func TestRedactReplacesSecretsOfUsefulLength(t *testing.T) {
 		{"six bytes are long enough", "xx abcdef xx", []string{"abcdef"}, "xx [redacted] xx"},
 		{"an empty secret is ignored", "text", []string{""}, "text"},
 		{"no secrets at all", "text", nil, "text"},
+		{"a secret cut short by Clean", "echo " + secret[:20] + "...", []string{secret}, "echo [redacted]..."},
+		{"a cut start shorter than six bytes stays", "echo " + secret[:5] + "...", []string{secret}, "echo " + secret[:5] + "..."},
+		{"a cut text not ending in the secret", "echo " + secret[:20] + " more...", []string{secret}, "echo " + secret[:20] + " more..."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +107,18 @@ func TestScrubErrorKeepsSecretsOutOfPlatformErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a secret in a non-numeric code cut by FlexCode", func(t *testing.T) {
+		const long = "0123456789abcdef0123456789abcdef" // longer than MaxCodeText allows after "zz"
+		var c provider.FlexCode
+		if err := json.Unmarshal([]byte(`"zz`+long+`"`), &c); err != nil {
+			t.Fatal(err)
+		}
+		pe := &provider.Error{Kind: provider.ErrUnavailable, Code: c.Text}
+		provider.ScrubError(pe, long)
+		if strings.Contains(pe.Code, long[:provider.MinRedact]) {
+			t.Errorf("Code = %q still holds the start of the secret", pe.Code)
+		}
+	})
 	t.Run("other errors and nil pass through", func(t *testing.T) {
 		plain := errors.New("dial failed " + secret)
 		if got := provider.ScrubError(plain, secret); got != plain || got.Error() != "dial failed "+secret {
