@@ -391,6 +391,10 @@ func outcomeOf(parent context.Context, err error) outcome {
 		return answered
 	case errors.Is(parent.Err(), context.Canceled):
 		return unknown
+	case errors.Is(err, ErrUnavailable) && errors.As(err, &pe) && pe.Code != "" && !pe.Retryable:
+		// The platform answered, with a code we do not know (or one about
+		// this app): it is up. Its busy codes are Retryable.
+		return answered
 	case errors.Is(err, ErrUnavailable):
 		return failed
 	case !errors.As(err, &pe) || pe.Code == "":

@@ -278,6 +278,23 @@ func TestUserErrorsDoNotOpenTheBreaker(t *testing.T) {
 	}
 }
 
+// A code the platform answered with but nobody maps (WeChat's unknown
+// errcodes are PLATFORM_UNAVAILABLE) proves the platform is up: ten of them
+// must not shut every app of the platform out.
+func TestUnknownPlatformCodesDoNotOpenTheBreaker(t *testing.T) {
+	f := newFake(t, sequence(`{"errcode":48001,"errmsg":"api unauthorized"}`))
+	res := provider.NewResilience(fast(nil), &observer{})
+	p := guarded(t, res, wxApp(f.srv.URL))
+	for i := 0; i < 10; i++ {
+		if err := login(p); !errors.Is(err, provider.ErrUnavailable) {
+			t.Fatalf("login %d = %v, want ErrUnavailable", i, err)
+		}
+	}
+	if res.BreakerOpen(provider.WeChat) {
+		t.Errorf("answers with an unknown code opened the breaker")
+	}
+}
+
 func TestDeadPlatformOpensTheBreaker(t *testing.T) {
 	refused := func(t *testing.T) (string, func(func(http.ResponseWriter, *http.Request, int64)), func() int64) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
