@@ -225,6 +225,25 @@ type Error struct {
 	// platform's documented "system busy" answer), so that sending it again
 	// cannot burn a single-use code. Never set after a timeout.
 	Retryable bool
+	// Local is true when the failure is mpauth's own (the access-token
+	// store), so it says nothing about the platform's health.
+	Local bool
+}
+
+// BrokerError is the error of a provider whose access-token broker (see
+// Env.Tokens) failed: the broker's platform error as is, or, for a failure
+// of the broker itself, a Local PLATFORM_UNAVAILABLE (its text is not
+// quoted: it may name database internals).
+func BrokerError(platform string, err error) error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	msg := "access-token broker failed"
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		msg += ": " + err.Error()
+	}
+	return &Error{Kind: ErrUnavailable, Platform: platform, Message: msg, Local: true}
 }
 
 func (e *Error) Error() string {

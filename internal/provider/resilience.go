@@ -389,7 +389,7 @@ func outcomeOf(parent context.Context, err error) outcome {
 	switch {
 	case err == nil:
 		return answered
-	case errors.Is(parent.Err(), context.Canceled):
+	case errors.Is(parent.Err(), context.Canceled), errors.As(err, &pe) && pe.Local:
 		return unknown
 	case errors.Is(err, ErrUnavailable) && errors.As(err, &pe) && pe.Code != "" && !pe.Retryable:
 		// The platform answered, with a code we do not know (or one about

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -719,5 +720,36 @@ func TestRegistryWithoutResilienceKeepsProvidersBare(t *testing.T) {
 	_, p, _ := reg.Lookup(provider.WeChat, "wx4f4bc4dec97d474b")
 	if err := login(p); !errors.Is(err, provider.ErrUnavailable) || f.hits.Load() != 1 {
 		t.Errorf("bare provider = %v after %d calls, want the busy answer after 1", err, f.hits.Load())
+	}
+}
+
+// brokenTokens is a broker whose store is down.
+type brokenTokens struct{}
+
+func (brokenTokens) Token(context.Context, provider.App, provider.TokenFetcher) (string, error) {
+	return "", errors.New("token store: connection refused")
+}
+func (brokenTokens) Invalidate(context.Context, provider.App, string) error { return nil }
+
+// Our own token store failing says nothing about WeChat: it must not shut
+// every app of the platform out.
+func TestLocalBrokerFailuresDoNotOpenTheBreaker(t *testing.T) {
+	f := newFake(t, sequence(wxOK))
+	res := provider.NewResilience(fast(nil), &observer{})
+	app := wxApp(f.srv.URL)
+	bare, err := platforms.Factories[app.Platform](app, provider.Env{Tokens: brokenTokens{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Wrap(bare, app).(provider.PhoneByCode)
+	for i := 0; i < 10; i++ {
+		_, err := p.PhoneNumber(context.Background(), "phone-code-0123456789")
+		var pe *provider.Error
+		if !errors.Is(err, provider.ErrUnavailable) || !errors.As(err, &pe) || !pe.Local || strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("PhoneNumber %d = %v, want a Local ErrUnavailable without the store's text", i, err)
+		}
+	}
+	if res.BreakerOpen(provider.WeChat) {
+		t.Errorf("token store failures opened the breaker")
 	}
 }

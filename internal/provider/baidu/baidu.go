@@ -150,18 +150,18 @@ func (b *baidu) Exchange(ctx context.Context, c provider.Credentials) (*provider
 func (b *baidu) unionID(ctx context.Context, openID string) (string, error) {
 	tok, err := b.tokens.Token(ctx, b.app, b)
 	if err != nil {
-		return "", brokerError(err)
+		return "", provider.BrokerError(platform, err)
 	}
 	u, err := b.getUnionID(ctx, tok, openID)
 	if !errors.Is(err, provider.ErrAccessTokenInvalid) {
 		return u, err
 	}
 	if err := b.tokens.Invalidate(ctx, b.app, tok); err != nil {
-		return "", brokerError(err)
+		return "", provider.BrokerError(platform, err)
 	}
 	fresh, err := b.tokens.Token(ctx, b.app, b)
 	if err != nil {
-		return "", brokerError(err)
+		return "", provider.BrokerError(platform, err)
 	}
 	u, err = b.getUnionID(ctx, fresh, openID)
 	if errors.Is(err, provider.ErrAccessTokenInvalid) {
@@ -230,15 +230,4 @@ func (b *baidu) post(ctx context.Context, u string, form url.Values) (int, []byt
 // anything.
 func (b *baidu) scrub(err error, values ...string) error {
 	return provider.ScrubError(err, append([]string{b.app.Secret}, values...)...)
-}
-
-// brokerError passes a platform error from the token broker through (for
-// example ErrMisconfigured when Baidu refuses the app's secret) and turns
-// any other failure (its storage) into ErrUnavailable.
-func brokerError(err error) error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	return &provider.Error{Kind: provider.ErrUnavailable, Platform: platform, Message: "access token broker: " + provider.Clean(err.Error(), maxMessage)}
 }

@@ -41,7 +41,7 @@ func (w *wechat) PhoneNumber(ctx context.Context, code string) (*provider.Phone,
 	for attempt := 0; ; attempt++ {
 		tok, err := w.env.Tokens.Token(ctx, w.app, w)
 		if err != nil {
-			return nil, brokerError(err)
+			return nil, provider.BrokerError(platform, err)
 		}
 		if tok == "" {
 			return nil, provider.Unavailable(platform, "the access-token broker returned an empty token")
@@ -58,7 +58,7 @@ func (w *wechat) PhoneNumber(ctx context.Context, code string) (*provider.Phone,
 		// Expired or replaced (another instance forced a refresh): tell the
 		// broker, so this and every later call gets a fresh token.
 		if ierr := w.env.Tokens.Invalidate(ctx, w.app, tok); ierr != nil {
-			return nil, brokerError(ierr)
+			return nil, provider.BrokerError(platform, ierr)
 		}
 		if attempt > 0 {
 			return nil, err
@@ -92,21 +92,6 @@ func (w *wechat) phoneNumber(ctx context.Context, tok, code string) (*provider.P
 		return nil, provider.ScrubError(err, tok, code, w.app.Secret)
 	}
 	return p, nil
-}
-
-// brokerError reports a failure of the access-token broker. Its own
-// *provider.Error (for instance our FetchAccessToken's ErrMisconfigured)
-// passes through; anything else (a database error) is ErrUnavailable.
-func brokerError(err error) error {
-	var pe *provider.Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	msg := "access-token broker failed"
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		msg += ": " + err.Error()
-	}
-	return provider.Unavailable(platform, "%s", msg)
 }
 
 // phoneAnswer is the union of getuserphonenumber's success and error bodies.
