@@ -38,7 +38,7 @@ func Parse(raw []byte, lookupEnv func(string) (string, bool)) (*Bootstrap, error
 	if err != nil {
 		return nil, err
 	}
-	if err := durations(tree, (&Bootstrap{}).ProtoReflect().Descriptor(), ""); err != nil {
+	if err := normalize(tree, (&Bootstrap{}).ProtoReflect().Descriptor(), ""); err != nil {
 		return nil, err
 	}
 	js, err := json.Marshal(tree)
@@ -48,13 +48,24 @@ func Parse(raw []byte, lookupEnv func(string) (string, bool)) (*Bootstrap, error
 	bc := &Bootstrap{}
 	// Strict: a misspelt field stops the server instead of being ignored.
 	if err := protojson.Unmarshal(js, bc); err != nil {
-		return nil, fmt.Errorf("config: %v", strings.TrimPrefix(err.Error(), "proto: "))
+		return nil, fmt.Errorf("config: %v", withoutValue(strings.TrimPrefix(err.Error(), "proto: ")))
 	}
 	applyDefaults(bc)
 	if err := Validate(bc); err != nil {
 		return nil, err
 	}
 	return bc, nil
+}
+
+// withoutValue cuts a protojson error after the field it names ("invalid
+// value for string field password: <value>"): the value may be a secret.
+func withoutValue(msg string) string {
+	if i := strings.Index(msg, " field "); i >= 0 {
+		if j := strings.IndexByte(msg[i+len(" field "):], ':'); j >= 0 {
+			return msg[:i+len(" field ")+j]
+		}
+	}
+	return msg
 }
 
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}`)
@@ -101,9 +112,12 @@ func expand(v any, path string, lookupEnv func(string) (string, bool)) (any, err
 	return v, nil
 }
 
-// durations rewrites Go-style durations ("15m", "720h") of Duration fields
-// into the seconds form protojson reads ("900s").
-func durations(v any, md protoreflect.MessageDescriptor, path string) error {
+// normalize rewrites Go-style durations ("15m", "720h") of Duration fields
+// into the seconds form protojson reads ("900s"), and refuses a number or a
+// boolean where a string belongs (an unquoted all-digit password) naming
+// the field only: protojson's own error would quote the value, which may be
+// a secret, and converting it could lose digits of a long number.
+func normalize(v any, md protoreflect.MessageDescriptor, path string) error {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil
@@ -112,6 +126,19 @@ func durations(v any, md protoreflect.MessageDescriptor, path string) error {
 		fd := md.Fields().ByName(protoreflect.Name(k))
 		if fd == nil {
 			fd = md.Fields().ByJSONName(k)
+		}
+		if fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsMap() {
+			items := []any{sub}
+			if list, ok := sub.([]any); ok && fd.IsList() {
+				items = list
+			}
+			for _, item := range items {
+				switch item.(type) {
+				case int, int64, uint64, float64, bool:
+					return fmt.Errorf("config %s: a string is expected: put the value in quotes", join(path, k))
+				}
+			}
+			continue
 		}
 		if fd == nil || fd.Message() == nil {
 			continue
@@ -131,13 +158,13 @@ func durations(v any, md protoreflect.MessageDescriptor, path string) error {
 		}
 		if list, ok := sub.([]any); ok && fd.IsList() {
 			for i, item := range list {
-				if err := durations(item, fd.Message(), fmt.Sprintf("%s[%d]", p, i)); err != nil {
+				if err := normalize(item, fd.Message(), fmt.Sprintf("%s[%d]", p, i)); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		if err := durations(sub, fd.Message(), p); err != nil {
+		if err := normalize(sub, fd.Message(), p); err != nil {
 			return err
 		}
 	}

@@ -96,6 +96,8 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"secrets key id twice", bare + "secrets:\n  active_key_id: k1\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n    - id: k1\n      key: " + testKey32 + "\n", "secrets.keys[1].id"},
 		{"secrets key and key_file", bare + "secrets:\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n      key_file: /k\n", "secrets.keys[0]"},
 		{"secrets active key not listed", bare + "secrets:\n  active_key_id: k9\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n", "secrets.active_key_id"},
+		{"an unquoted all-digit secret", strings.Replace(minimal, "${TEST_SECRET:fallback}", "918273645", 1), "apps[0].secret: a string is expected"},
+		{"an unquoted all-digit secrets key", bare + "secrets:\n  keys:\n    - id: k1\n      key: 12345678901234567890\n", "secrets.keys[0].key: a string is expected"},
 		{"secrets two keys and no active", bare + "secrets:\n  keys:\n    - id: k1\n      key: " + testKey32 + "\n    - id: k2\n      key: " + testKey32 + "\n", "secrets.active_key_id"},
 	}
 	for _, tt := range tests {
@@ -106,6 +108,11 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q does not name %q", err, tt.want)
+			}
+			for _, secret := range []string{"918273645", "12345678901234567890"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error %q quotes the secret", err)
+				}
 			}
 		})
 	}
