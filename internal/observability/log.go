@@ -62,17 +62,18 @@ func (l *jsonLogger) Log(level log.Level, keyvals ...any) error {
 		buf.Reset()
 		l.pool.Put(buf)
 	}()
+	enc := newEncoder(buf)
 	buf.WriteString(`{"level":`)
-	writeJSON(buf, level.String())
+	writeJSON(buf, enc, level.String())
 	for i := 0; i < len(keyvals); i += 2 {
 		k := fmt.Sprint(keyvals[i])
 		if s, ok := keyvals[i+1].(string); ok && s == "" && omitEmpty[k] {
 			continue
 		}
 		buf.WriteByte(',')
-		writeJSON(buf, k)
+		writeJSON(buf, enc, k)
 		buf.WriteByte(':')
-		writeJSON(buf, jsonValue(keyvals[i+1]))
+		writeJSON(buf, enc, jsonValue(keyvals[i+1]))
 	}
 	buf.WriteString("}\n")
 	l.mu.Lock()
@@ -94,11 +95,17 @@ func jsonValue(v any) any {
 	return v
 }
 
-// writeJSON appends v as JSON (as its fmt text if JSON cannot encode it),
-// without HTML escaping.
-func writeJSON(buf *bytes.Buffer, v any) {
+// newEncoder returns the encoder writeJSON appends to buf with: no HTML
+// escaping. One per line, not per value.
+func newEncoder(buf *bytes.Buffer) *json.Encoder {
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// writeJSON appends v as JSON (as its fmt text if JSON cannot encode it)
+// through enc, which writes to buf.
+func writeJSON(buf *bytes.Buffer, enc *json.Encoder, v any) {
 	if err := enc.Encode(v); err != nil {
 		_ = enc.Encode(fmt.Sprint(v))
 	}
