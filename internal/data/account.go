@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/mpauth/mpauth/internal/biz"
@@ -18,11 +19,14 @@ type accountRepo struct{ d *Data }
 func NewAccountRepo(d *Data) biz.AccountRepo { return &accountRepo{d} }
 
 func (r *accountRepo) CreateUser(ctx context.Context, id string) (*biz.User, error) {
-	u, err := r.d.client(ctx).User.Create().SetID(id).Save(ctx)
-	if err != nil {
+	if err := validate(fieldCheck{"user.id", user.IDValidator(id)}); err != nil {
 		return nil, mapErr(err)
 	}
-	return toUser(u), nil
+	now := time.Now()
+	if _, err := r.d.client(ctx).ExecContext(ctx, r.d.sql.createUser, id, now, now, "", "", "", ""); err != nil {
+		return nil, mapErr(err)
+	}
+	return &biz.User{ID: id, CreatedAt: now}, nil
 }
 
 func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error) {
@@ -34,15 +38,21 @@ func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error)
 }
 
 func (r *accountRepo) LockUser(ctx context.Context, id string) (*biz.User, error) {
-	q := r.d.client(ctx).User.Query().Where(user.ID(id))
-	if r.d.inTx(ctx) && r.d.driver == "mysql" {
-		q = q.ForUpdate()
+	query := r.d.sql.findUser
+	if r.d.inTx(ctx) {
+		query = r.d.sql.findUserForUpdate
 	}
-	u, err := q.Only(ctx)
-	if err != nil {
-		return nil, mapErr(err)
+	var (
+		u          biz.User
+		mergedInto sql.Null[string]
+		mergedAt   sql.Null[time.Time]
+	)
+	if err := queryOne(ctx, r.d.client(ctx), query, []any{id},
+		&u.ID, &u.CreatedAt, &u.PhoneNumber, &u.PhoneCountryCode, &u.Nickname, &u.AvatarURL, &mergedInto, &mergedAt); err != nil {
+		return nil, err
 	}
-	return toUser(u), nil
+	u.MergedInto, u.MergedAt = mergedInto.V, nillable(mergedAt)
+	return &u, nil
 }
 
 func (r *accountRepo) SetPhone(ctx context.Context, userID, number, countryCode string, at time.Time) error {
@@ -92,22 +102,21 @@ func deref(s *string) string {
 }
 
 func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID string) (*biz.Identity, error) {
+	query := r.d.sql.findIdentity
+	if r.d.inTx(ctx) {
+		// Lock the row (MySQL): a login and a merge moving this identity
+		// serialize instead of the login recording a session for the old
+		// owner.
+		query = r.d.sql.findIdentityForUpdate
+	}
 	// Not the session_key: no caller of FindIdentity needs it, and a login
 	// would decrypt the key it is about to replace.
-	q := r.d.client(ctx).Identity.Query().
-		Where(identity.Platform(platform), identity.AppID(appID), identity.Openid(openID))
-	if r.d.inTx(ctx) && r.d.driver == "mysql" {
-		// Lock the row: a login and a merge moving this identity serialize
-		// instead of the login recording a session for the old owner.
-		q = q.ForUpdate()
+	var i biz.Identity
+	if err := queryOne(ctx, r.d.client(ctx), query, []any{platform, appID, openID},
+		&i.ID, &i.CreatedAt, &i.Platform, &i.AppID, &i.OpenID, &i.UnionScope, &i.UnionID, &i.LastLoginAt, &i.UserID); err != nil {
+		return nil, err
 	}
-	i, err := q.Select(identity.FieldID, identity.FieldCreatedAt, identity.FieldPlatform, identity.FieldAppID, identity.FieldOpenid,
-		identity.FieldUnionScope, identity.FieldUnionid, identity.FieldLastLoginAt, identity.FieldUserID).
-		Only(ctx)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return r.toIdentity(i), nil
+	return &i, nil
 }
 
 func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*biz.Identity, error) {
@@ -115,36 +124,52 @@ func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*bi
 	if err != nil {
 		return nil, err
 	}
-	i, err := r.d.client(ctx).Identity.Create().
-		SetUserID(in.UserID).
-		SetPlatform(in.Platform).
-		SetAppID(in.AppID).
-		SetOpenid(in.OpenID).
-		SetUnionScope(in.UnionScope).
-		SetUnionid(in.UnionID).
-		SetSessionKey(sealed).
-		SetLastLoginAt(in.LastLoginAt).
-		Save(ctx)
+	if err := validate(
+		fieldCheck{"identity.platform", identity.PlatformValidator(in.Platform)},
+		fieldCheck{"identity.app_id", identity.AppIDValidator(in.AppID)},
+		fieldCheck{"identity.openid", identity.OpenidValidator(in.OpenID)},
+		fieldCheck{"identity.union_scope", identity.UnionScopeValidator(in.UnionScope)},
+		fieldCheck{"identity.unionid", identity.UnionidValidator(in.UnionID)},
+		fieldCheck{"identity.session_key", identity.SessionKeyValidator(sealed)},
+		fieldCheck{"identity.user_id", identity.UserIDValidator(in.UserID)},
+	); err != nil {
+		return nil, mapErr(err)
+	}
+	now := time.Now()
+	res, err := r.d.client(ctx).ExecContext(ctx, r.d.sql.createIdentity,
+		now, now, in.Platform, in.AppID, in.OpenID, in.UnionScope, in.UnionID, sealed, in.LastLoginAt, in.UserID)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return r.toIdentity(i), nil
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := *in
+	out.ID, out.CreatedAt = int(id), now
+	return &out, nil
 }
 
 func (r *accountRepo) RecordLogin(ctx context.Context, ident *biz.Identity, u biz.LoginUpdate) error {
-	q := r.d.client(ctx).Identity.Update().Where(identity.ID(ident.ID)).
-		SetLastLoginAt(u.At).
-		SetUnionScope(u.UnionScope).
-		SetUnionid(u.UnionID)
-	if u.SessionKey != "" {
-		// The seal binds the key to the identity's (immutable) natural key.
-		sealed, err := r.d.seal(u.SessionKey, sessionKeyAAD(ident.Platform, ident.AppID, ident.OpenID))
-		if err != nil {
-			return err
-		}
-		q.SetSessionKey(sealed)
+	if err := validate(
+		fieldCheck{"identity.union_scope", identity.UnionScopeValidator(u.UnionScope)},
+		fieldCheck{"identity.unionid", identity.UnionidValidator(u.UnionID)},
+	); err != nil {
+		return mapErr(err)
 	}
-	return updatedOne(q.Save(ctx))
+	c, now := r.d.client(ctx), time.Now()
+	if u.SessionKey == "" {
+		return execOne(ctx, c, r.d.sql.recordLogin, now, u.At, u.UnionScope, u.UnionID, ident.ID)
+	}
+	// The seal binds the key to the identity's (immutable) natural key.
+	sealed, err := r.d.seal(u.SessionKey, sessionKeyAAD(ident.Platform, ident.AppID, ident.OpenID))
+	if err != nil {
+		return err
+	}
+	if err := validate(fieldCheck{"identity.session_key", identity.SessionKeyValidator(sealed)}); err != nil {
+		return mapErr(err)
+	}
+	return execOne(ctx, c, r.d.sql.recordLoginWithKey, now, u.At, u.UnionScope, u.UnionID, sealed, ident.ID)
 }
 
 func (r *accountRepo) ListIdentities(ctx context.Context, userID string) ([]*biz.Identity, error) {

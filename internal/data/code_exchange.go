@@ -16,14 +16,14 @@ type codeExchangeRepo struct{ d *Data }
 func NewCodeExchangeRepo(d *Data) biz.CodeExchangeRepo { return &codeExchangeRepo{d} }
 
 func (r *codeExchangeRepo) Claim(ctx context.Context, hash, platform, appID, holder string, now, leaseUntil, expiresAt time.Time) (bool, *biz.CodeExchange, error) {
+	if err := validate(
+		fieldCheck{"code_exchange.code_hash", codeexchange.CodeHashValidator(hash)},
+		fieldCheck{"code_exchange.holder", codeexchange.HolderValidator(holder)},
+	); err != nil {
+		return false, nil, mapErr(err)
+	}
 	c := r.d.client(ctx)
-	err := c.CodeExchange.Create().
-		SetCodeHash(hash).
-		SetState(codeexchange.StatePending).
-		SetHolder(holder).
-		SetLeaseUntil(leaseUntil).
-		SetExpiresAt(expiresAt).
-		Exec(ctx)
+	_, err := c.ExecContext(ctx, r.d.sql.claimCode, hash, string(codeexchange.StatePending), holder, leaseUntil, "", "", false, expiresAt)
 	if err == nil {
 		return true, nil, nil
 	}
@@ -51,20 +51,17 @@ func (r *codeExchangeRepo) Claim(ctx context.Context, hash, platform, appID, hol
 }
 
 func (r *codeExchangeRepo) Complete(ctx context.Context, hash, holder, sessionID, userID string, isNewUser bool) error {
-	n, err := r.d.client(ctx).CodeExchange.Update().
-		Where(codeexchange.CodeHash(hash), codeexchange.Holder(holder)).
-		SetState(codeexchange.StateDone).
-		SetSessionID(sessionID).
-		SetUserID(userID).
-		SetIsNewUser(isNewUser).
-		Save(ctx)
-	if err != nil {
+	if err := validate(
+		fieldCheck{"code_exchange.session_id", codeexchange.SessionIDValidator(sessionID)},
+		fieldCheck{"code_exchange.user_id", codeexchange.UserIDValidator(userID)},
+	); err != nil {
 		return mapErr(err)
 	}
-	if n == 0 { // our lease lapsed and another instance took the code over
+	err := execOne(ctx, r.d.client(ctx), r.d.sql.completeCode, string(codeexchange.StateDone), sessionID, userID, isNewUser, hash, holder)
+	if errors.Is(err, biz.ErrNotFound) { // our lease lapsed and another instance took the code over
 		return biz.ErrConcurrentUpdate
 	}
-	return nil
+	return err
 }
 
 func (r *codeExchangeRepo) Release(ctx context.Context, hash, holder string) error {

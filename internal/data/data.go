@@ -40,6 +40,8 @@ type Data struct {
 	box *secretbox.Box
 	// sessions remembers sessions for token checks; nil: off.
 	sessions *sessionCache
+	// sql holds the statements of the login path.
+	sql loginSQL
 }
 
 // Option configures Open.
@@ -123,6 +125,7 @@ func Open(c *conf.Data, logger log.Logger, opts ...Option) (*Data, error) {
 		driver:   dialect,
 		log:      log.NewHelper(log.With(logger, "module", "data")),
 		sessions: newSessionCache(ttl),
+		sql:      newLoginSQL(dialect),
 	}
 	for _, o := range opts {
 		o(d)

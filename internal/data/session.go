@@ -16,25 +16,31 @@ type sessionRepo struct{ d *Data }
 func NewSessionRepo(d *Data) biz.SessionRepo { return &sessionRepo{d} }
 
 func (r *sessionRepo) Create(ctx context.Context, s *biz.Session, first biz.RefreshToken) error {
-	c := r.d.client(ctx)
-	if err := c.Session.Create().
-		SetID(s.ID).
-		SetUserID(s.UserID).
-		SetPlatform(s.Platform).
-		SetAppID(s.AppID).
-		SetCreatedAt(s.CreatedAt).
-		Exec(ctx); err != nil {
+	if err := validate(
+		fieldCheck{"session.id", session.IDValidator(s.ID)},
+		fieldCheck{"session.user_id", session.UserIDValidator(s.UserID)},
+		fieldCheck{"session.platform", session.PlatformValidator(s.Platform)},
+		fieldCheck{"session.app_id", session.AppIDValidator(s.AppID)},
+	); err != nil {
+		return mapErr(err)
+	}
+	c, now := r.d.client(ctx), time.Now()
+	if _, err := c.ExecContext(ctx, r.d.sql.createSession, s.ID, s.CreatedAt, now, s.UserID, s.Platform, s.AppID, ""); err != nil {
 		return mapErr(err)
 	}
 	return r.createToken(ctx, c, first)
 }
 
 func (r *sessionRepo) createToken(ctx context.Context, c *ent.Client, t biz.RefreshToken) error {
-	return mapErr(c.RefreshToken.Create().
-		SetTokenHash(t.Hash).
-		SetSessionID(t.SessionID).
-		SetExpiresAt(t.ExpiresAt).
-		Exec(ctx))
+	if err := validate(
+		fieldCheck{"refresh_token.token_hash", refreshtoken.TokenHashValidator(t.Hash)},
+		fieldCheck{"refresh_token.session_id", refreshtoken.SessionIDValidator(t.SessionID)},
+	); err != nil {
+		return mapErr(err)
+	}
+	now := time.Now()
+	_, err := c.ExecContext(ctx, r.d.sql.createRefreshToken, now, now, t.Hash, t.SessionID, t.ExpiresAt)
+	return mapErr(err)
 }
 
 func (r *sessionRepo) Get(ctx context.Context, id string) (*biz.Session, error) {

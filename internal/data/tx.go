@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 
+	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/mpauth/mpauth/internal/biz"
@@ -89,7 +90,7 @@ func mapErr(err error) error {
 		return nil
 	case ent.IsNotFound(err):
 		return biz.ErrNotFound
-	case ent.IsConstraintError(err):
+	case ent.IsConstraintError(err), sqlgraph.IsConstraintError(err): // the latter: statements of loginSQL
 		return fmt.Errorf("%w: %v", biz.ErrConcurrentUpdate, err)
 	case errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205 || me.Number == 1020):
 		// Deadlock, lock wait timeout, and MariaDB's ER_CHECKREAD "Record
