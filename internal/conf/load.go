@@ -3,6 +3,7 @@ package conf
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -336,10 +337,33 @@ func Validate(bc *Bootstrap) error {
 	if err := validateLimits(bc.GetLimits(), bc.GetRedis()); err != nil {
 		return err
 	}
+	if err := ValidateObservability(bc.GetObservability()); err != nil {
+		return err
+	}
 	switch bc.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config log.level: %q is not one of debug, info, warn, error", bc.Log.Level)
+	}
+	return nil
+}
+
+// ValidateObservability checks the observability config, naming the field
+// at fault.
+func ValidateObservability(c *Observability) error {
+	switch c.GetLogFormat() {
+	case "", "json", "text":
+	default:
+		return fmt.Errorf("config observability.log_format: %q is not a log format (use json or text)", c.GetLogFormat())
+	}
+	if r := c.GetTraceSampleRatio(); r < 0 || r > 1 {
+		return fmt.Errorf("config observability.trace_sample_ratio: %v is not between 0 and 1", r)
+	}
+	if ep := c.GetOtlpEndpoint(); ep != "" {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config observability.otlp_endpoint: not an http(s) URL such as http://otel-collector:4318")
+		}
 	}
 	return nil
 }

@@ -83,6 +83,8 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"no apps", "auth:\n  issuer: a\n  audience: b\n  dev_generate_key: true\n", "apps"},
 		{"app without app_id", strings.Replace(minimal, "app_id: wx1", "", 1), "apps[0].app_id"},
 		{"bad log level", minimal + "log:\n  level: loud\n", "log.level"},
+		{"bad log format", minimal + "observability:\n  log_format: xml\n", "observability.log_format"},
+		{"otlp endpoint without a scheme", minimal + "observability:\n  otlp_endpoint: otel:4318\n", "observability.otlp_endpoint"},
 		{"bad union merge", minimal + "accounts:\n  union_merge: sometimes\n", "accounts.union_merge"},
 		{"short api key", minimal + "api_keys:\n  - id: k\n    key: short\n    scopes: [admin]\n", "api_keys[0].key"},
 		{"api key without scope", minimal + "api_keys:\n  - id: k\n    key: 0123456789abcdef0123456789abcdef\n", "api_keys[0].scopes"},

@@ -37,7 +37,7 @@ type Telemetry struct {
 // requests (a caller's sampling decision is followed); unsampled requests
 // cost an id and a non-recording span.
 func New(c *conf.Observability, apps []App, version string) (*Telemetry, func(), error) {
-	if err := Validate(c); err != nil {
+	if err := conf.ValidateObservability(c); err != nil { // Load checked it; New may be called without
 		return nil, nil, err
 	}
 	opts := []sdktrace.TracerProviderOption{
@@ -71,25 +71,6 @@ func New(c *conf.Observability, apps []App, version string) (*Telemetry, func(),
 		_ = tp.Shutdown(ctx)
 	}
 	return &Telemetry{Metrics: NewMetrics(apps), Tracer: tp}, cleanup, nil
-}
-
-// Validate checks the observability config, naming the field at fault.
-func Validate(c *conf.Observability) error {
-	switch c.GetLogFormat() {
-	case "", "json", "text":
-	default:
-		return fmt.Errorf("config observability.log_format: %q is not a log format (use json or text)", c.GetLogFormat())
-	}
-	if r := c.GetTraceSampleRatio(); r < 0 || r > 1 {
-		return fmt.Errorf("config observability.trace_sample_ratio: %v is not between 0 and 1", r)
-	}
-	if ep := c.GetOtlpEndpoint(); ep != "" {
-		u, err := url.Parse(ep)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("config observability.otlp_endpoint: not an http(s) URL such as http://otel-collector:4318")
-		}
-	}
-	return nil
 }
 
 // tracesURL is the OTLP/HTTP traces URL of an endpoint: its path, or the

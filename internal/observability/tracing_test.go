@@ -127,7 +127,7 @@ func TestObservabilityConfigIsChecked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := observability.Validate(tt.c)
+			err := conf.ValidateObservability(tt.c)
 			switch {
 			case tt.field == "" && err != nil:
 				t.Fatalf("valid config refused: %v", err)

@@ -162,11 +162,6 @@ func (r *Resilience) Tokens(t AccessTokens) AccessTokens {
 	return resilientTokens{AccessTokens: t, r: r}
 }
 
-// BreakerOpen reports whether platform's breaker refuses calls now.
-func (r *Resilience) BreakerOpen(platform string) bool {
-	return r.breaker(platform).refusing()
-}
-
 func (r *Resilience) breaker(platform string) *breaker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -202,9 +197,6 @@ func (w *resilient) Exchange(ctx context.Context, c Credentials) (*Identity, err
 		return w.p.Exchange(ctx, c)
 	})
 }
-
-// Unwrap returns the bare provider.
-func (w *resilient) Unwrap() Provider { return w.p }
 
 type tokenFetcher struct{ w *resilient }
 
@@ -444,12 +436,6 @@ func (b *breaker) allow() bool {
 	default: // halfOpen: the probe is still out
 		return false
 	}
-}
-
-func (b *breaker) refusing() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state == halfOpen || b.state == open && b.now().Before(b.openUntil)
 }
 
 // record takes the outcome of a call allow admitted.

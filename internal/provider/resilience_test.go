@@ -615,9 +615,6 @@ func checkSameInterfaces(t *testing.T, p, w provider.Provider) {
 	if tf != wtf || pc != wpc || ud != wud {
 		t.Errorf("provider is TokenFetcher %v PhoneByCode %v UserDataDecrypter %v; wrapped %v %v %v", tf, pc, ud, wtf, wpc, wud)
 	}
-	if u, ok := w.(interface{ Unwrap() provider.Provider }); !ok || u.Unwrap() != p {
-		t.Errorf("Unwrap does not return the provider")
-	}
 }
 
 type noTokens struct{}
