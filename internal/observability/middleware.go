@@ -21,7 +21,9 @@ const RequestIDHeader = "X-Request-Id"
 // X-Request-Id and records the operation's metrics: requests, durations,
 // logins, issued tokens and rate-limit refusals. Put it after the tracing
 // middleware and before everything that may refuse a request, so it sees
-// every outcome. A nil Metrics only sets the header.
+// every outcome of a request that decoded (a body or query that does not
+// fit the method is answered before any middleware runs, uncounted). A nil
+// Metrics only sets the header.
 func (m *Metrics) Server() middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (reply any, err error) {
