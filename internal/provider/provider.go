@@ -225,8 +225,10 @@ type Error struct {
 	// platform's documented "system busy" answer), so that sending it again
 	// cannot burn a single-use code. Never set after a timeout.
 	Retryable bool
-	// Local is true when the failure is mpauth's own (the access-token
-	// store), so it says nothing about the platform's health.
+	// Local is true when the failure says nothing about the platform's
+	// health: it is mpauth's own (the access-token store) or one app's
+	// configuration (an Alipay answer that does not verify with the app's
+	// alipay_public_key). Local failures do not open the breaker.
 	Local bool
 }
 

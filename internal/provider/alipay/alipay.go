@@ -296,7 +296,7 @@ func decode(status int, body []byte, pub *rsa.PublicKey, secrets ...string) (*To
 		return nil, unsigned(sn, secrets)
 	}
 	if !verifyNode(pub, sn.Content, sn.Sign) {
-		return nil, provider.Unavailable(platform, "%s", MsgBadSignature)
+		return nil, badSignature()
 	}
 	// From here on the node is Alipay's: decode exactly the bytes verified.
 	var n node
@@ -338,7 +338,17 @@ func unsigned(sn SignedNode, secrets []string) error {
 			return e
 		}
 	}
-	return provider.Unavailable(platform, "%s", MsgBadSignature)
+	return badSignature()
+}
+
+// badSignature is the error of an answer that does not verify. It is Local,
+// so it does not count towards opening Alipay's breaker: the usual cause is
+// one app's alipay_public_key, which must not stop every other Alipay app's
+// logins, and a forged answer says nothing about Alipay's health either.
+func badSignature() *provider.Error {
+	e := provider.Unavailable(platform, "%s", MsgBadSignature)
+	e.Local = true
+	return e
 }
 
 // apiError builds the error of a (verified) error node.

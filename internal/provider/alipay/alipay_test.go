@@ -581,6 +581,11 @@ func TestExchange(t *testing.T) {
 				if tt.wantMessage != "" && !strings.Contains(pe.Message, tt.wantMessage) {
 					t.Errorf("Message = %q, want it to contain %q", pe.Message, tt.wantMessage)
 				}
+				// Only an answer that does not verify is kept from the
+				// breaker: the usual cause is this app's configured key.
+				if badSig := pe.Message == MsgBadSignature; pe.Local != badSig {
+					t.Errorf("Local = %v for %q, want %v", pe.Local, pe.Message, badSig)
+				}
 				if n := utf8.RuneCountInString(pe.Message); n > maxMessage+3 {
 					t.Errorf("Message has %d runes, want at most %d", n, maxMessage+3)
 				}
