@@ -23,24 +23,31 @@ var newUsers atomic.Uint64
 // loginOp logs in a new user (returning == 0) or one of the first returning
 // seeded users, picked at random, through url's POST /v1/auth/login.
 func (b *bench) loginOp(url string, returning int) op {
-	endpoint := url + "/v1/auth/login"
 	return func(ctx context.Context, rng *rand.Rand) error {
 		n := newUserBase + newUsers.Add(1)
 		if returning > 0 {
 			n = uint64(rng.IntN(returning))
 		}
-		body := fmt.Appendf(nil, `{"platform":%q,"app_id":%q,"code":%q}`, benchPlatform, benchAppID, codeOf(n))
-		status, resp, err := post(ctx, b.client, endpoint, body, "")
-		switch {
-		case err != nil:
-			return err
-		case status != 200:
-			return failure(status, resp)
-		case !bytes.Contains(resp, []byte(`"access_token"`)):
-			return errors.New("200 without access_token")
+		resp, err := b.login(ctx, url, n)
+		if err == nil && !bytes.Contains(resp, []byte(`"access_token"`)) {
+			err = errors.New("200 without access_token")
 		}
-		return nil
+		return err
 	}
+}
+
+// login logs user n in through mpauth (or the minimal login) at url and
+// returns the answer: an error unless it is a 200.
+func (b *bench) login(ctx context.Context, url string, n uint64) ([]byte, error) {
+	body := fmt.Appendf(nil, `{"platform":%q,"app_id":%q,"code":%q}`, benchPlatform, benchAppID, codeOf(n))
+	status, resp, err := post(ctx, b.client, url+"/v1/auth/login", body, "")
+	switch {
+	case err != nil:
+		return nil, err
+	case status != 200:
+		return nil, failure(status, resp)
+	}
+	return resp, nil
 }
 
 func introspectionBodies(tokens []string) [][]byte {
@@ -200,7 +207,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 		}
 	}
 
-	// Half of capacity: paced at half the best closed-loop throughput.
+	// Half of capacity: paced at half mpauth's best closed-loop throughput.
 	for _, users := range []string{"new", "returning"} {
 		returning := 0
 		if users == "returning" {
@@ -215,9 +222,12 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 		if best <= 0 {
 			continue
 		}
-		r := b.phase(b.opts.pacedConc, best/2).run(ctx, b.loginOp(srv.url, returning))
+		// The minimal login at the same rate, alternating, tells how much
+		// of the tail is the database's.
+		r, m := pair(ctx, b.phase(b.opts.pacedConc, best/2), b.opts.rounds, b.loginOp(srv.url, returning), b.loginOp(mini.url, returning))
 		b.progress(fmt.Sprintf("%s login %s paced %.0f/s mpauth", dr.Driver, users, best/2), r)
-		dr.HalfCapacity = append(dr.HalfCapacity, PacedRow{Users: users, Capacity: best, Result: r})
+		b.progress(fmt.Sprintf("%s login %s paced %.0f/s minimal", dr.Driver, users, best/2), m)
+		dr.HalfCapacity = append(dr.HalfCapacity, PacedRow{Users: users, Capacity: best, Result: r, Minimal: m})
 	}
 
 	// Introspection of tokens mpauth issued.
@@ -299,13 +309,9 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 func (b *bench) collectTokens(ctx context.Context, url string, n int) ([]string, error) {
 	var out []string
 	for i := 0; i < n; i++ {
-		body := fmt.Appendf(nil, `{"platform":%q,"app_id":%q,"code":%q}`, benchPlatform, benchAppID, codeOf(uint64(i%b.opts.returning)))
-		status, resp, err := post(ctx, b.client, url+"/v1/auth/login", body, "")
+		resp, err := b.login(ctx, url, uint64(i%b.opts.returning))
 		if err != nil {
-			return nil, err
-		}
-		if status != 200 {
-			return nil, fmt.Errorf("login for tokens: %v", failure(status, resp))
+			return nil, fmt.Errorf("login for tokens: %w", err)
 		}
 		var r struct {
 			AccessToken string `json:"access_token"`
