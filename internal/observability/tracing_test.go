@@ -1,12 +1,15 @@
 package observability_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+
+	khttp "github.com/go-kratos/kratos/v2/transport/http"
 
 	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
 	"github.com/mpauth/mpauth/internal/conf"
@@ -82,6 +85,12 @@ func TestSpansAreExportedOnlyWithAnEndpoint(t *testing.T) {
 			if !strings.Contains(string(bodies[0]), v1.AuthService_Login_FullMethodName) {
 				t.Errorf("the exported span does not name the operation")
 			}
+			// A recorded span is described (only those are).
+			for _, attr := range []string{"rpc.system", "rpc.service", "rpc.method", "recv_msg.size", "rpc.status_code"} {
+				if !strings.Contains(string(bodies[0]), attr) {
+					t.Errorf("the exported span has no %s", attr)
+				}
+			}
 			if strings.Contains(string(bodies[0]), "secret-code") {
 				t.Errorf("the login code reached the exported span")
 			}
@@ -140,5 +149,44 @@ func TestObservabilityConfigIsChecked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A sampled HTTP request's span says which route, method and peer it was,
+// as kratos's own tracing middleware would.
+func TestSampledHTTPSpansDescribeTheRequest(t *testing.T) {
+	col := &collector{}
+	otlp := httptest.NewServer(col)
+	defer otlp.Close()
+	tel, cleanup, err := observability.New(&conf.Observability{OtlpEndpoint: otlp.URL, TraceSampleRatio: 1}, testApps, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := khttp.NewServer(khttp.Middleware(tel.Middleware()))
+	api.Route("/").POST("/v1/auth/login", func(ctx khttp.Context) error {
+		khttp.SetOperation(ctx, v1.AuthService_Login_FullMethodName)
+		h := ctx.Middleware(func(context.Context, any) (any, error) { return &v1.TokenReply{}, nil })
+		out, err := h(ctx, login("wechat", "wxapp1"))
+		if err != nil {
+			return err
+		}
+		return ctx.Result(200, out)
+	})
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v1/auth/login", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cleanup()
+	_, bodies := col.received()
+	if len(bodies) != 1 {
+		t.Fatalf("%d exports, want 1", len(bodies))
+	}
+	for _, want := range []string{"http.method", "POST", "http.route", "/v1/auth/login", "net.peer.ip", "127.0.0.1", "rpc.method", "Login"} {
+		if !strings.Contains(string(bodies[0]), want) {
+			t.Errorf("the exported span does not hold %q", want)
+		}
 	}
 }
