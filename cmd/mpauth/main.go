@@ -105,7 +105,11 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(bc, stdout)
+	// Requests hand their log lines over instead of writing them (see
+	// AsyncWriter); up to 1 MiB waits while the output is slow.
+	out := observability.NewAsyncWriter(stdout, 1<<20)
+	defer out.Close()
+	logger := newLogger(bc, out)
 	app, cleanup, err := wireApp(bc, logger)
 	if err != nil {
 		return err
