@@ -166,9 +166,13 @@ func merge(rs ...Result) Result {
 	return m
 }
 
-// pair measures a against b in alternating slices (a, b, a, b, …) and adds
-// each side up, so that load from elsewhere on a shared machine falls on
-// both alike. Each slice has its own (shorter) warmup.
+// pair measures a against b in alternating slices and adds each side up,
+// so that load from elsewhere on a shared machine falls on both alike. The
+// order is mirrored from round to round (a b, b a, a b, …): with a b a b the
+// database still settling after the phase before (flushing what a closed
+// loop at 128 connections dirtied) fell on a's slices every time. The first
+// slice warms up as long as the whole phase would; later ones have their
+// own shorter warmup.
 func pair(ctx context.Context, p phase, rounds int, a, b op) (Result, Result) {
 	if rounds < 1 {
 		rounds = 1
@@ -176,10 +180,21 @@ func pair(ctx context.Context, p phase, rounds int, a, b op) (Result, Result) {
 	slice := p
 	slice.measure = p.measure / time.Duration(rounds)
 	slice.warmup = max(p.warmup/time.Duration(rounds), 100*time.Millisecond)
+	first := slice
+	first.warmup = max(p.warmup, slice.warmup)
 	var as, bs []Result
 	for i := 0; i < rounds && ctx.Err() == nil; i++ {
-		as = append(as, slice.run(ctx, a))
-		bs = append(bs, slice.run(ctx, b))
+		s := slice
+		if i == 0 {
+			s = first
+		}
+		if i%2 == 0 {
+			as = append(as, s.run(ctx, a))
+			bs = append(bs, slice.run(ctx, b))
+		} else {
+			bs = append(bs, s.run(ctx, b))
+			as = append(as, slice.run(ctx, a))
+		}
 	}
 	return merge(as...), merge(bs...)
 }
