@@ -22,14 +22,12 @@ import (
 // through ent's query API on every call was ~40% of a login's allocations
 // (issue #6's profiles); everything else still goes through ent.
 type loginSQL struct {
-	claimCode, completeCode                 string
-	findIdentity, findIdentityForUpdate     string
-	findUser, findUserForUpdate             string
-	recordLogin, recordLoginWithKey         string
-	createUser, createIdentity              string
-	createSession, createRefreshToken       string
-	identityColumns, userColumns            int
-	recordLoginArgs, recordLoginWithKeyArgs int
+	claimCode, completeCode             string
+	findIdentity, findIdentityForUpdate string
+	findUser, findUserForUpdate         string
+	recordLogin, recordLoginWithKey     string
+	createUser, createIdentity          string
+	createSession, createRefreshToken   string
 }
 
 // newLoginSQL builds the statements for dialect ("mysql" or "sqlite3").
@@ -69,10 +67,6 @@ func newLoginSQL(dialect string) loginSQL {
 			session.FieldUserID, session.FieldPlatform, session.FieldAppID, session.FieldRevokeReason),
 		createRefreshToken: insert(b, refreshtoken.Table, refreshtoken.FieldCreatedAt, refreshtoken.FieldUpdatedAt,
 			refreshtoken.FieldTokenHash, refreshtoken.FieldSessionID, refreshtoken.FieldExpiresAt),
-		identityColumns:        len(identityCols),
-		userColumns:            len(userCols),
-		recordLoginArgs:        len(recordLogin) + 1,
-		recordLoginWithKeyArgs: len(recordLogin) + 2,
 	}
 	s.findIdentityForUpdate, s.findUserForUpdate = s.findIdentity, s.findUser
 	if dialect == "mysql" {
