@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,9 +34,8 @@ import (
 
 // Environment of the minimal login subprocess (kept off its command line).
 const (
-	envMinimalDSN    = "MPAUTH_BENCH_MINIMAL_DSN"
-	envMinimalSecret = "MPAUTH_BENCH_MINIMAL_SECRET"
-	envMinimalKey    = "MPAUTH_BENCH_MINIMAL_KEY"
+	envMinimalDSN = "MPAUTH_BENCH_MINIMAL_DSN"
+	envMinimalKey = "MPAUTH_BENCH_MINIMAL_KEY"
 )
 
 // helloCmd serves a kratos http.Server with one route, POST /hello, which
@@ -80,18 +77,13 @@ func serveUntilSignal(start, stop func(context.Context) error) error {
 }
 
 // minimalCmd serves the minimal login: POST /v1/auth/login with mpauth's
-// request and reply, GET /healthz.
+// request and reply, GET /healthz. It logs the benchmark's app in and signs
+// as mpauth does in the benchmark, over poolFor's connections.
 func minimalCmd(args []string) error {
 	fs := flag.NewFlagSet("minimal", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	driver := fs.String("driver", "sqlite", "sqlite or mysql")
 	platform := fs.String("platform", "", "the fake WeChat's scheme://host:port")
-	appID := fs.String("app-id", "", "the app")
-	issuer := fs.String("issuer", "", "iss of the tokens")
-	audience := fs.String("audience", "", "aud of the tokens")
-	maxOpen := fs.Int("max-open", 0, "max open connections")
-	maxIdle := fs.Int("max-idle", 0, "max idle connections")
-	lifetime := fs.Duration("conn-max-lifetime", 0, "connection max lifetime")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof here")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -100,16 +92,16 @@ func minimalCmd(args []string) error {
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	tokens, err := token.New(token.Config{Issuer: *issuer, Audience: *audience, TTL: 15 * time.Minute, Keys: []token.Key{key}})
+	tokens, err := benchTokens(key)
 	if err != nil {
 		return err
 	}
-	db, err := openSQL(*driver, os.Getenv(envMinimalDSN), pool{maxOpen: *maxOpen, maxIdle: *maxIdle, maxLifetime: *lifetime})
+	db, err := openSQL(*driver, os.Getenv(envMinimalDSN), poolFor(*driver))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	m, err := newMinimal(db, *driver, *platform, *appID, os.Getenv(envMinimalSecret), tokens)
+	m, err := newMinimal(db, *driver, *platform, benchAppID, benchSecret, tokens)
 	if err != nil {
 		return err
 	}
@@ -154,11 +146,10 @@ type minimal struct {
 	holder      string
 }
 
-// Statements is the statement list of one login (for the report).
-func (m *minimal) Statements() []string {
-	return []string{"INSERT code_exchanges", "SELECT identity", "new: INSERT users, INSERT identities | returning: SELECT user, UPDATE identities",
-		"INSERT sessions", "INSERT refresh_tokens", "UPDATE code_exchanges"}
-}
+// minimalStatements lists the statements of one minimal login (for the
+// report).
+var minimalStatements = []string{"INSERT code_exchanges", "SELECT identity", "new: INSERT users, INSERT identities | returning: SELECT user, UPDATE identities",
+	"INSERT sessions", "INSERT refresh_tokens", "UPDATE code_exchanges"}
 
 func newMinimal(db *sql.DB, driver, platformEndpoint, appID, secret string, tokens *token.Manager) (*minimal, error) {
 	p, err := wechat.New(provider.App{Platform: provider.WeChat, AppID: appID, Secret: secret, Endpoint: platformEndpoint, Timeout: 3 * time.Second}, provider.Env{})
@@ -243,7 +234,7 @@ func (m *minimal) login(ctx context.Context, code string) (*tokenReply, int, str
 	if err != nil {
 		return nil, 503, "PLATFORM_UNAVAILABLE"
 	}
-	refresh := newRefreshToken()
+	refresh := biz.NewRefreshToken()
 	sessionID := biz.NewSessionID()
 	var (
 		userID string
@@ -324,12 +315,6 @@ func (m *minimal) record(ctx context.Context, id *provider.Identity, sessionID, 
 		return "", false, err
 	}
 	return userID, isNew, tx.Commit()
-}
-
-func newRefreshToken() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return "rt_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // retryable: the transaction lost a race (as mpauth's ErrConcurrentUpdate).

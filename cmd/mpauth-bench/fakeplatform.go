@@ -59,7 +59,6 @@ func openIDOf(n uint64) string { return fmt.Sprintf("obench%022d", n) }
 // fakeWeChat is the fake platform server.
 type fakeWeChat struct {
 	appID, secret string
-	calls         atomic.Int64
 	srv           *http.Server
 	url           string // scheme://host:port, the apps' endpoint
 }
@@ -76,7 +75,6 @@ func (f *fakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.calls.Add(1)
 	q := r.URL.Query()
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	switch {

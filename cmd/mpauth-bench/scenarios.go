@@ -100,42 +100,56 @@ func (b *bench) helloOp(url string, bodies [][]byte) op {
 	}
 }
 
-// newDatabase makes a throwaway database of driver; for MySQL, dr.Skipped
-// says why when no server is reachable.
-func (b *bench) newDatabase(ctx context.Context, dr *DriverReport, name string) (*database, error) {
-	if dr.Driver == "sqlite" {
-		dr.Version = sqliteVersion(ctx)
+// newDatabase makes a throwaway database of dr's driver (on mysql, the
+// server runDriver reached).
+func (b *bench) newDatabase(ctx context.Context, dr *DriverReport, mysql *mysqlServer, name string) (*database, error) {
+	if mysql == nil {
 		return newSQLite(b.dir, name), nil
 	}
-	srv, err := reachMySQL(ctx, b.opts.mysqlDSN)
+	db, err := mysql.newDatabase(ctx)
 	if err != nil {
-		dr.Skipped = "MySQL part skipped: " + err.Error() + " (set MPAUTH_BENCH_MYSQL_DSN or -mysql-dsn)"
-		return nil, err
-	}
-	dr.Version = srv.version(ctx)
-	db, err := srv.newDatabase(ctx)
-	if err != nil {
-		srv.close()
 		dr.Skipped = "MySQL part skipped: " + err.Error()
-		return nil, err
 	}
-	drop := db.drop
-	db.drop = func() { drop(); srv.close() }
-	return db, nil
+	return db, err
 }
 
-// runDriver runs every scenario on one database driver.
+// runDriver runs every scenario on one database driver; for MySQL,
+// dr.Skipped says why when no server is reachable.
 func (b *bench) runDriver(ctx context.Context, dr *DriverReport) error {
-	if err := b.runSweep(ctx, dr); err != nil {
+	var mysql *mysqlServer
+	if dr.Driver == "sqlite" {
+		dr.Version = sqliteVersion(ctx)
+	} else {
+		srv, err := reachMySQL(ctx, b.opts.mysqlDSN)
+		if err != nil {
+			dr.Skipped = "MySQL part skipped: " + err.Error() + " (set MPAUTH_BENCH_MYSQL_DSN or -mysql-dsn)"
+			return err
+		}
+		defer srv.close()
+		dr.Version, mysql = srv.version(ctx), srv
+	}
+	if err := b.runSweep(ctx, dr, mysql); err != nil {
 		return err
 	}
-	return b.runGrowth(ctx, dr)
+	return b.runGrowth(ctx, dr, mysql)
+}
+
+// userKinds are the two kinds of login measured apart: new users, and users
+// picked from the first returning seeded ones.
+func (b *bench) userKinds() []struct {
+	name      string
+	returning int
+} {
+	return []struct {
+		name      string
+		returning int
+	}{{"new", 0}, {"returning", b.opts.returning}}
 }
 
 // runSweep: the login sweep, paced logins, introspection and (once)
 // in-process verification, on a database with the returning users seeded.
-func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
-	db, err := b.newDatabase(ctx, dr, dr.Driver+"-sweep")
+func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServer) error {
+	db, err := b.newDatabase(ctx, dr, mysql, dr.Driver+"-sweep")
 	if err != nil {
 		return err
 	}
@@ -160,15 +174,10 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 		return err
 	}
 	defer mini.stop()
-	if m, err := newMinimal(sqlDB, db.driver, b.fake.url, benchAppID, benchSecret, nil); err == nil {
-		dr.MinimalStatements = m.Statements()
-	}
+	dr.MinimalStatements = minimalStatements
 
-	for _, users := range []string{"new", "returning"} {
-		returning := 0
-		if users == "returning" {
-			returning = b.opts.returning
-		}
+	for _, kind := range b.userKinds() {
+		users, returning := kind.name, kind.returning
 		row := PerLoginRow{Users: users}
 		if row.MpauthStatements, row.MpauthCPUms, err = b.perLogin(ctx, sqlDB, db.driver, srv, b.loginOp(srv.url, returning)); err != nil {
 			return err
@@ -181,11 +190,8 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 		dr.PerLogin = append(dr.PerLogin, row)
 	}
 
-	for _, users := range []string{"new", "returning"} {
-		returning := 0
-		if users == "returning" {
-			returning = b.opts.returning
-		}
+	for _, kind := range b.userKinds() {
+		users, returning := kind.name, kind.returning
 		for _, c := range b.opts.conc {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -208,11 +214,8 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport) error {
 	}
 
 	// Half of capacity: paced at half mpauth's best closed-loop throughput.
-	for _, users := range []string{"new", "returning"} {
-		returning := 0
-		if users == "returning" {
-			returning = b.opts.returning
-		}
+	for _, kind := range b.userKinds() {
+		users, returning := kind.name, kind.returning
 		best := 0.0
 		for _, r := range dr.Login {
 			if r.Users == users {
@@ -327,12 +330,12 @@ func (b *bench) collectTokens(ctx context.Context, url string, n int) ([]string,
 // runGrowth measures logins on two databases, one with the small and one
 // with the large number of identities, each behind its own mpauth, the two
 // alternating (see pair).
-func (b *bench) runGrowth(ctx context.Context, dr *DriverReport) error {
+func (b *bench) runGrowth(ctx context.Context, dr *DriverReport, mysql *mysqlServer) error {
 	g := &Growth{Concurrency: b.opts.growthConc}
 	var urls, minimalURLs []string
 	for _, size := range []int{b.opts.growthSmall, b.opts.growthLarge} {
 		tag := fmt.Sprintf("%s-growth-%d", dr.Driver, size)
-		db, err := b.newDatabase(ctx, dr, tag)
+		db, err := b.newDatabase(ctx, dr, mysql, tag)
 		if err != nil {
 			return err
 		}
@@ -347,12 +350,8 @@ func (b *bench) runGrowth(ctx context.Context, dr *DriverReport) error {
 			return err
 		}
 		secs := time.Since(t).Seconds()
-		n, err := countRows(ctx, db)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(b.log, "%s: seeded %d identities in %.1fs (%.0f users/s)\n", dr.Driver, n, secs, float64(size)/secs)
-		g.Points = append(g.Points, GrowthPoint{Identities: n, SeedSeconds: secs})
+		fmt.Fprintf(b.log, "%s: seeded %d identities in %.1fs (%.0f users/s)\n", dr.Driver, size, secs, float64(size)/secs)
+		g.Points = append(g.Points, GrowthPoint{Identities: int64(size), SeedSeconds: secs})
 		urls = append(urls, srv.url)
 		mini, err := b.startMinimal(ctx, db, tag)
 		if err != nil {
@@ -379,16 +378,6 @@ func (b *bench) runGrowth(ctx context.Context, dr *DriverReport) error {
 	g.MinimalReturningRatio = ratio(large.MinimalReturning.PerSecond, small.MinimalReturning.PerSecond)
 	dr.Growth = g
 	return nil
-}
-
-// countRows is the size of db's identities table.
-func countRows(ctx context.Context, db *database) (int64, error) {
-	sqlDB, err := openSQL(db.driver, db.source, pool{})
-	if err != nil {
-		return 0, err
-	}
-	defer sqlDB.Close()
-	return countIdentities(ctx, sqlDB)
 }
 
 func ratio(a, b float64) float64 {

@@ -271,10 +271,7 @@ func (b *bench) startMinimal(ctx context.Context, db *database, tag string) (*pr
 	if err != nil {
 		return nil, err
 	}
-	pl := poolFor(db.driver)
-	args := []string{"minimal", "-addr", addr, "-driver", db.driver, "-platform", b.fake.url, "-app-id", benchAppID,
-		"-issuer", benchIssuer, "-audience", benchAudience,
-		"-max-open", fmt.Sprint(pl.maxOpen), "-max-idle", fmt.Sprint(pl.maxIdle), "-conn-max-lifetime", pl.maxLifetime.String()}
+	args := []string{"minimal", "-addr", addr, "-driver", db.driver, "-platform", b.fake.url}
 	pprofURL := ""
 	if b.opts.profileDir != "" {
 		a, err := freeAddr()
@@ -284,7 +281,7 @@ func (b *bench) startMinimal(ctx context.Context, db *database, tag string) (*pr
 		args = append(args, "-pprof", a)
 		pprofURL = "http://" + a
 	}
-	env := []string{envMinimalDSN + "=" + db.source, envMinimalSecret + "=" + benchSecret, envMinimalKey + "=" + b.keyPEM}
+	env := []string{envMinimalDSN + "=" + db.source, envMinimalKey + "=" + b.keyPEM}
 	p, err := startProc(ctx, "minimal login", b.self, args, env, filepath.Join(b.dir, tag+"-minimal.log"), "http://"+addr, "/healthz")
 	if err != nil {
 		return nil, err

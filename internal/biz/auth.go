@@ -299,7 +299,7 @@ func (uc *AuthUsecase) autoMerge(ctx context.Context, app provider.App, a, b str
 func (uc *AuthUsecase) Refresh(ctx context.Context, refreshToken string) (*TokenPair, error) {
 	now := uc.now()
 	hash := HashRefreshToken(refreshToken)
-	next := newRefreshToken()
+	next := NewRefreshToken()
 	var (
 		sess   *Session
 		reused bool

@@ -104,7 +104,7 @@ func (uc *AuthUsecase) exchange(ctx context.Context, app provider.App, p provide
 		return nil, RateLimited(LimitIdentity, "too many logins for this account", after)
 	}
 	now := uc.now()
-	refresh := newRefreshToken()
+	refresh := NewRefreshToken()
 	var (
 		sess  *Session
 		isNew bool
@@ -166,7 +166,7 @@ func (uc *AuthUsecase) replay(ctx context.Context, rec *CodeExchange) (*TokenPai
 		return nil, storageError(ctx, uc.log, "load session", err)
 	}
 	now := uc.now()
-	refresh := newRefreshToken()
+	refresh := NewRefreshToken()
 	rt := RefreshToken{Hash: HashRefreshToken(refresh), SessionID: s.ID, ExpiresAt: now.Add(uc.cfg.RefreshTokenTTL)}
 	if s.Active() {
 		err = uc.sessions.AddRefreshToken(ctx, rt)

@@ -24,8 +24,8 @@ func NewUserID() string { return randomID("u_") }
 // NewSessionID returns a fresh session id (the tokens' `sid`).
 func NewSessionID() string { return randomID("s_") }
 
-// newRefreshToken returns an opaque refresh token of 256 random bits.
-func newRefreshToken() string {
+// NewRefreshToken returns an opaque refresh token of 256 random bits.
+func NewRefreshToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return "rt_" + base64.RawURLEncoding.EncodeToString(b[:])
