@@ -70,8 +70,22 @@ func syntheticTokens(n int) []string {
 // introspectOp introspects one of the tokens as a backend does; anything
 // but an active answer is a failure.
 func (b *bench) introspectOp(url string, bodies [][]byte) op {
-	endpoint := url + "/v1/tokens/introspect"
-	auth := "Bearer " + backendKey
+	return b.postOp(url+"/v1/tokens/introspect", "Bearer "+backendKey, bodies, func(resp []byte) error {
+		if !bytes.Contains(resp, []byte(`"active":true`)) && !bytes.Contains(resp, []byte(`"active": true`)) {
+			return errors.New("token not active")
+		}
+		return nil
+	})
+}
+
+// helloOp posts one of the bodies to the bare kratos handler.
+func (b *bench) helloOp(url string, bodies [][]byte) op {
+	return b.postOp(url+"/hello", "", bodies, nil)
+}
+
+// postOp posts one of the bodies, picked at random, to endpoint: a failure
+// unless the answer is a 200 that check (when given) accepts.
+func (b *bench) postOp(endpoint, auth string, bodies [][]byte, check func(resp []byte) error) op {
 	return func(ctx context.Context, rng *rand.Rand) error {
 		status, resp, err := post(ctx, b.client, endpoint, bodies[rng.IntN(len(bodies))], auth)
 		switch {
@@ -79,22 +93,8 @@ func (b *bench) introspectOp(url string, bodies [][]byte) op {
 			return err
 		case status != 200:
 			return failure(status, resp)
-		case !bytes.Contains(resp, []byte(`"active":true`)) && !bytes.Contains(resp, []byte(`"active": true`)):
-			return errors.New("token not active")
-		}
-		return nil
-	}
-}
-
-func (b *bench) helloOp(url string, bodies [][]byte) op {
-	endpoint := url + "/hello"
-	return func(ctx context.Context, rng *rand.Rand) error {
-		status, resp, err := post(ctx, b.client, endpoint, bodies[rng.IntN(len(bodies))], "")
-		switch {
-		case err != nil:
-			return err
-		case status != 200:
-			return failure(status, resp)
+		case check != nil:
+			return check(resp)
 		}
 		return nil
 	}
