@@ -22,7 +22,6 @@ import (
 	"github.com/mpauth/mpauth/internal/data/dbtest"
 	"github.com/mpauth/mpauth/internal/data/ent"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
-	"github.com/mpauth/mpauth/internal/data/ent/migrate"
 	"github.com/mpauth/mpauth/internal/provider"
 	"github.com/mpauth/mpauth/internal/provider/wechat"
 	"github.com/mpauth/mpauth/internal/token"
@@ -210,6 +209,7 @@ func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			c := dbtest.Config(t, driver)
+			dbtest.OpenConfig(t, c, dbtest.Box(t)) // migrated as mpauth migrates
 			source := c.Database.Source
 			if driver == "sqlite" {
 				source = data.SQLiteDSN(source)
@@ -221,9 +221,6 @@ func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 			defer db.Close()
 			dialect := map[string]string{"sqlite": "sqlite3", "mysql": "mysql"}[driver]
 			client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect, db)))
-			if err := client.Schema.Create(ctx, migrate.WithForeignKeys(true)); err != nil {
-				t.Fatalf("migrate: %v", err)
-			}
 
 			if err := seedUsers(ctx, driver, source, benchPlatform, benchAppID, 0, 1200); err != nil {
 				t.Fatalf("seed: %v", err)
