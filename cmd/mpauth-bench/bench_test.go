@@ -202,14 +202,17 @@ func TestFailureNamesTheReason(t *testing.T) {
 }
 
 // The seeded rows and the minimal login's statements fit mpauth's schema
-// as migrated today: seeded identities read back through ent, a seeded user
-// logs in as returning, a new code creates a user.
+// as migrated today: seeded identities read back through ent with their
+// session_key sealed as mpauth seals it, a seeded user logs in as returning
+// (its session_key rewritten sealed, at the same size), a new code creates a
+// user.
 func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 	for _, driver := range dbtest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			c := dbtest.Config(t, driver)
-			dbtest.OpenConfig(t, c, dbtest.Box(t)) // migrated as mpauth migrates
+			box := dbtest.Box(t)
+			dbtest.OpenConfig(t, c, box) // migrated as mpauth migrates
 			source := c.Database.Source
 			if driver == "sqlite" {
 				source = data.SQLiteDSN(source)
@@ -222,7 +225,7 @@ func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 			dialect := map[string]string{"sqlite": "sqlite3", "mysql": "mysql"}[driver]
 			client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect, db)))
 
-			if err := seedUsers(ctx, driver, source, benchPlatform, benchAppID, 0, 1200); err != nil {
+			if err := seedUsers(ctx, driver, source, box, benchPlatform, benchAppID, 0, 1200); err != nil {
 				t.Fatalf("seed: %v", err)
 			}
 			if n, err := countIdentities(ctx, db); err != nil || n != 1200 {
@@ -235,11 +238,15 @@ func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 			if seeded.Edges.Owner == nil || seeded.Edges.Owner.ID != seeded.UserID || seeded.LastLoginAt.IsZero() {
 				t.Fatalf("seeded identity %+v does not read back whole", seeded)
 			}
+			aad := data.SessionKeyAAD(benchPlatform, benchAppID, openIDOf(1100))
+			if key, err := box.Open(seeded.SessionKey, aad...); err != nil || len(key) != 24 {
+				t.Fatalf("seeded session_key does not open as a WeChat session_key: %d bytes, %v", len(key), err)
+			}
 
 			fake := httptest.NewServer(newFakeWeChat(benchAppID, benchSecret))
 			defer fake.Close()
 			tokens := testTokens(t)
-			m, err := newMinimal(db, driver, fake.URL, benchAppID, benchSecret, tokens)
+			m, err := newMinimal(db, driver, fake.URL, benchAppID, benchSecret, tokens, box)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,6 +276,14 @@ func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 			ret := login(1100)
 			if ret.IsNewUser || ret.UserID != seeded.UserID {
 				t.Errorf("returning login: user %q new %v, want seeded user %q", ret.UserID, ret.IsNewUser, seeded.UserID)
+			}
+			after := client.Identity.Query().Where(identity.Openid(openIDOf(1100))).OnlyX(ctx)
+			if after.SessionKey == seeded.SessionKey || len(after.SessionKey) != len(seeded.SessionKey) {
+				t.Errorf("returning login stored session_key of %d bytes (seeded %d, changed %v): want a new one of the same size",
+					len(after.SessionKey), len(seeded.SessionKey), after.SessionKey != seeded.SessionKey)
+			}
+			if _, err := box.Open(after.SessionKey, aad...); err != nil {
+				t.Errorf("the minimal login's session_key does not open as mpauth would: %v", err)
 			}
 			first := login(newUserBase + 7)
 			again := login(newUserBase + 7)

@@ -23,8 +23,10 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/mpauth/mpauth/internal/biz"
+	"github.com/mpauth/mpauth/internal/data"
 	"github.com/mpauth/mpauth/internal/provider"
 	"github.com/mpauth/mpauth/internal/provider/wechat"
+	"github.com/mpauth/mpauth/internal/secretbox"
 	"github.com/mpauth/mpauth/internal/token"
 )
 
@@ -34,8 +36,9 @@ import (
 
 // Environment of the minimal login subprocess (kept off its command line).
 const (
-	envMinimalDSN = "MPAUTH_BENCH_MINIMAL_DSN"
-	envMinimalKey = "MPAUTH_BENCH_MINIMAL_KEY"
+	envMinimalDSN        = "MPAUTH_BENCH_MINIMAL_DSN"
+	envMinimalKey        = "MPAUTH_BENCH_MINIMAL_KEY"
+	envMinimalSecretsKey = "MPAUTH_BENCH_MINIMAL_SECRETS_KEY"
 )
 
 // helloCmd serves a kratos http.Server with one route, POST /hello, which
@@ -96,12 +99,20 @@ func minimalCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	secret, err := secretbox.ParseKey(os.Getenv(envMinimalSecretsKey))
+	if err != nil {
+		return fmt.Errorf("secrets key: %w", err)
+	}
+	box, err := secretbox.New(benchSecretsKID, secretbox.Key{ID: benchSecretsKID, Secret: secret})
+	if err != nil {
+		return err
+	}
 	db, err := openSQL(*driver, os.Getenv(envMinimalDSN), poolFor(*driver))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	m, err := newMinimal(db, *driver, *platform, benchAppID, benchSecret, tokens)
+	m, err := newMinimal(db, *driver, *platform, benchAppID, benchSecret, tokens, box)
 	if err != nil {
 		return err
 	}
@@ -122,8 +133,9 @@ func minimalCmd(args []string) error {
 }
 
 // minimal is the floor a login sits on: decode the request, ask the
-// platform, run the statements a login needs in one transaction, sign an
-// access token, answer JSON. It mirrors mpauth's statements (internal/biz
+// platform, run the statements a login needs in one transaction (the
+// session_key sealed at rest, as mpauth stores it), sign an access token,
+// answer JSON. It mirrors mpauth's statements (internal/biz
 // auth.go + code_exchange.go, internal/data) for an app without union scope:
 //
 //	[INSERT code_exchanges (claim)]                    — when the table exists
@@ -141,6 +153,7 @@ type minimal struct {
 	platform    provider.Provider // mpauth's own WeChat provider
 	appID       string
 	tokens      *token.Manager
+	box         *secretbox.Box
 	selectIdent string
 	lockUser    string
 	holder      string
@@ -151,13 +164,13 @@ type minimal struct {
 var minimalStatements = []string{"INSERT code_exchanges", "SELECT identity", "new: INSERT users, INSERT identities | returning: SELECT user, UPDATE identities",
 	"INSERT sessions", "INSERT refresh_tokens", "UPDATE code_exchanges"}
 
-func newMinimal(db *sql.DB, driver, platformEndpoint, appID, secret string, tokens *token.Manager) (*minimal, error) {
+func newMinimal(db *sql.DB, driver, platformEndpoint, appID, secret string, tokens *token.Manager, box *secretbox.Box) (*minimal, error) {
 	p, err := wechat.New(provider.App{Platform: provider.WeChat, AppID: appID, Secret: secret, Endpoint: platformEndpoint, Timeout: 3 * time.Second}, provider.Env{})
 	if err != nil {
 		return nil, err
 	}
 	m := &minimal{
-		db: db, platform: p, appID: appID, tokens: tokens, holder: "i_minimal",
+		db: db, platform: p, appID: appID, tokens: tokens, box: box, holder: "i_minimal",
 		selectIdent: "SELECT id, user_id FROM identities WHERE platform = ? AND app_id = ? AND openid = ? LIMIT 2",
 		lockUser:    "SELECT id, merged_into FROM users WHERE id = ? LIMIT 2",
 	}
@@ -267,6 +280,10 @@ func (m *minimal) record(ctx context.Context, id *provider.Identity, sessionID, 
 		return "", false, err
 	}
 	defer func() { _ = tx.Rollback() }()
+	sessionKey, err := m.box.Seal(id.SessionKey, data.SessionKeyAAD("wechat", m.appID, id.OpenID)...)
+	if err != nil {
+		return "", false, err
+	}
 	var (
 		identID int64
 		userID  string
@@ -283,7 +300,7 @@ func (m *minimal) record(ctx context.Context, id *provider.Identity, sessionID, 
 		}
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO identities (created_at, updated_at, platform, app_id, openid, union_scope, unionid, session_key, last_login_at, user_id) VALUES (?, ?, 'wechat', ?, ?, '', '', ?, ?, ?)",
-			now, now, m.appID, id.OpenID, id.SessionKey, now, userID); err != nil {
+			now, now, m.appID, id.OpenID, sessionKey, now, userID); err != nil {
 			return "", false, err
 		}
 	case err != nil:
@@ -295,7 +312,7 @@ func (m *minimal) record(ctx context.Context, id *provider.Identity, sessionID, 
 		}
 		if _, err := tx.ExecContext(ctx,
 			"UPDATE identities SET updated_at = ?, last_login_at = ?, union_scope = '', unionid = '', session_key = ? WHERE id = ?",
-			now, now, id.SessionKey, identID); err != nil {
+			now, now, sessionKey, identID); err != nil {
 			return "", false, err
 		}
 	}

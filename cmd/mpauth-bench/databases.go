@@ -16,6 +16,7 @@ import (
 
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/data"
+	"github.com/mpauth/mpauth/internal/secretbox"
 )
 
 // database is one throwaway database the server, the minimal login and the
@@ -162,10 +163,11 @@ const (
 )
 
 // seedUsers bulk-inserts users [from, to) of the benchmark app (one user and
-// one identity each, as a first login leaves them) with multi-row INSERTs in
-// large transactions. Their openids are openIDOf(n), so the fake platform
-// logs them in as returning users.
-func seedUsers(ctx context.Context, driver, source, platform, appID string, from, to uint64) error {
+// one identity each, as a first login leaves them: the session_key sealed
+// with box as mpauth seals it, so a returning login rewrites a value of the
+// same size) with multi-row INSERTs in large transactions. Their openids are
+// openIDOf(n), so the fake platform logs them in as returning users.
+func seedUsers(ctx context.Context, driver, source string, box *secretbox.Box, platform, appID string, from, to uint64) error {
 	// One connection, with the checks a bulk load of known-good rows can
 	// skip: foreign keys (every identity's user is in the same statement
 	// batch) and, on SQLite, the flush of every commit.
@@ -205,8 +207,13 @@ func seedUsers(ctx context.Context, driver, source, platform, appID string, from
 			idents := make([]any, 0, n*10)
 			for u := b; u < e; u++ {
 				id := biz.NewUserID()
+				sessionKey, err := box.Seal(newSessionKey(), data.SessionKeyAAD(platform, appID, openIDOf(u))...)
+				if err != nil {
+					_ = tx.Rollback()
+					return fmt.Errorf("seeding: %w", err)
+				}
 				users = append(users, id, now, now, "", "", "", "")
-				idents = append(idents, now, now, platform, appID, openIDOf(u), "", "", "", now, id)
+				idents = append(idents, now, now, platform, appID, openIDOf(u), "", "", sessionKey, now, id)
 			}
 			if _, err := tx.ExecContext(ctx, userStmt(n), users...); err != nil {
 				_ = tx.Rollback()

@@ -93,7 +93,12 @@ func (f *fakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"errcode":40029,"errmsg":"invalid code, rid: bench"}`)
 		return
 	}
-	// A fresh session_key per login, as WeChat issues: 16 bytes, base64.
+	fmt.Fprintf(w, `{"session_key":"%s","openid":"%s"}`, newSessionKey(), openIDOf(n))
+}
+
+// newSessionKey is a fresh session_key as WeChat issues one per login: 16
+// bytes, base64.
+func newSessionKey() string {
 	var key [16]byte
 	for i := 0; i < len(key); i += 8 {
 		v := rand.Uint64()
@@ -101,7 +106,7 @@ func (f *fakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			key[i+j] = byte(v >> (8 * j))
 		}
 	}
-	fmt.Fprintf(w, `{"session_key":"%s","openid":"%s"}`, base64.StdEncoding.EncodeToString(key[:]), openIDOf(n))
+	return base64.StdEncoding.EncodeToString(key[:])
 }
 
 // start serves the fake on a loopback port.

@@ -174,14 +174,7 @@ func merge(rs ...Result) Result {
 // slice warms up as long as the whole phase would; later ones have their
 // own shorter warmup.
 func pair(ctx context.Context, p phase, rounds int, a, b op) (Result, Result) {
-	if rounds < 1 {
-		rounds = 1
-	}
-	slice := p
-	slice.measure = p.measure / time.Duration(rounds)
-	slice.warmup = max(p.warmup/time.Duration(rounds), 100*time.Millisecond)
-	first := slice
-	first.warmup = max(p.warmup, slice.warmup)
+	slice, first, rounds := pairSlices(p, rounds)
 	var as, bs []Result
 	for i := 0; i < rounds && ctx.Err() == nil; i++ {
 		s := slice
@@ -197,6 +190,24 @@ func pair(ctx context.Context, p phase, rounds int, a, b op) (Result, Result) {
 		}
 	}
 	return merge(as...), merge(bs...)
+}
+
+// pairSlices is how pair cuts p: the slices, the first one (with the whole
+// warmup) and the rounds.
+func pairSlices(p phase, rounds int) (slice, first phase, n int) {
+	n = max(rounds, 1)
+	slice = p
+	slice.measure = p.measure / time.Duration(n)
+	slice.warmup = max(p.warmup/time.Duration(n), 100*time.Millisecond)
+	first = slice
+	first.warmup = max(p.warmup, slice.warmup)
+	return slice, first, n
+}
+
+// pairDuration is how long pair(ctx, p, rounds, …) runs.
+func pairDuration(p phase, rounds int) time.Duration {
+	slice, first, n := pairSlices(p, rounds)
+	return first.warmup + first.measure + time.Duration(2*n-1)*(slice.warmup+slice.measure)
 }
 
 // percentiles returns p50, p95, p99 and max of lats in milliseconds

@@ -28,9 +28,11 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/mpauth/mpauth/internal/secretbox"
 	"github.com/mpauth/mpauth/internal/token"
 )
 
@@ -145,7 +147,8 @@ type bench struct {
 	fake       *fakeWeChat
 	keyPEM     string
 	key        token.Key
-	secretsKey string
+	secretsKey string         // base64, as configured
+	box        *secretbox.Box // the same key: seeded and minimal-login session_keys
 	client     *http.Client
 	report     *Report
 	log        io.Writer
@@ -226,6 +229,9 @@ func (b *bench) setup(ctx context.Context) error {
 	var sk [32]byte
 	_, _ = rand.Read(sk[:])
 	b.secretsKey = base64.StdEncoding.EncodeToString(sk[:])
+	if b.box, err = secretbox.New(benchSecretsKID, secretbox.Key{ID: benchSecretsKID, Secret: sk[:]}); err != nil {
+		return err
+	}
 
 	b.fake = newFakeWeChat(benchAppID, benchSecret)
 	return b.fake.start()
@@ -303,34 +309,41 @@ func (b *bench) progress(what string, r Result) {
 	fmt.Fprintf(b.log, "%-44s %9.0f/s  p50 %6.2f  p99 %7.2f ms  errors %d\n", what, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
 }
 
-// profiled runs fn while collecting CPU profiles of procs (when profiling).
+// profiled runs fn, one phase, while collecting CPU profiles of procs (when
+// profiling).
 func (b *bench) profiled(name string, fn func(), procs ...*proc) {
+	b.profiledFor(name, b.opts.warmup+b.opts.measure, false, fn, procs...)
+}
+
+// profiledFor runs fn, which takes about d, while collecting CPU profiles
+// of procs and, with trace, their execution traces (scheduling latency,
+// GC, blocking: go tool trace -pprof=sched FILE).
+func (b *bench) profiledFor(name string, d time.Duration, trace bool, fn func(), procs ...*proc) {
 	if b.opts.profileDir == "" {
 		fn()
 		return
 	}
-	secs := int((b.opts.warmup + b.opts.measure).Seconds())
-	if secs < 1 {
-		secs = 1
-	}
+	secs := max(int(d.Seconds()), 1)
 	path := func(p *proc, suffix string) string {
-		return filepath.Join(b.opts.profileDir, name+"-"+strings.ReplaceAll(p.name, " ", "-")+suffix+".pprof")
+		return filepath.Join(b.opts.profileDir, name+"-"+strings.ReplaceAll(p.name, " ", "-")+suffix)
 	}
-	done := make(chan struct{}, len(procs))
+	var wg sync.WaitGroup
 	for _, p := range procs {
-		go func(p *proc) {
-			defer func() { done <- struct{}{} }()
-			b.fetchProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.pprof, secs), path(p, ""))
-		}(p)
+		wg.Go(func() {
+			b.fetchProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.pprof, secs), path(p, ".pprof"))
+		})
+		if trace {
+			wg.Go(func() {
+				b.fetchProfile(fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", p.pprof, secs), path(p, ".trace"))
+			})
+		}
 	}
 	fn()
-	for range procs {
-		<-done
-	}
+	wg.Wait()
 	// Allocations since the process started (mostly this and earlier
 	// phases): go tool pprof -sample_index=alloc_space.
 	for _, p := range procs {
-		b.fetchProfile(p.pprof+"/debug/pprof/allocs", path(p, "-allocs"))
+		b.fetchProfile(p.pprof+"/debug/pprof/allocs", path(p, "-allocs.pprof"))
 	}
 }
 

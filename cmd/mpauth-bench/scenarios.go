@@ -165,7 +165,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 	}
 	defer sqlDB.Close()
 	t := time.Now()
-	if err := seedUsers(ctx, db.driver, db.source, benchPlatform, benchAppID, 0, uint64(b.opts.returning)); err != nil {
+	if err := seedUsers(ctx, db.driver, db.source, b.box, benchPlatform, benchAppID, 0, uint64(b.opts.returning)); err != nil {
 		return err
 	}
 	fmt.Fprintf(b.log, "%s: seeded %d returning users in %.1fs\n", dr.Driver, b.opts.returning, time.Since(t).Seconds())
@@ -178,15 +178,18 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 
 	for _, kind := range b.userKinds() {
 		users, returning := kind.name, kind.returning
-		row := PerLoginRow{Users: users}
-		if row.MpauthStatements, row.MpauthCPUms, err = b.perLogin(ctx, sqlDB, db.driver, srv, b.loginOp(srv.url, returning)); err != nil {
+		a, err := b.perLogin(ctx, sqlDB, db.driver, srv, b.loginOp(srv.url, returning))
+		if err != nil {
 			return err
 		}
-		if row.MinimalStatements, row.MinimalCPUms, err = b.perLogin(ctx, sqlDB, db.driver, mini, b.loginOp(mini.url, returning)); err != nil {
+		m, err := b.perLogin(ctx, sqlDB, db.driver, mini, b.loginOp(mini.url, returning))
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; server CPU mpauth %.3f ms, minimal %.3f ms\n",
-			dr.Driver, users, row.MpauthStatements, row.MinimalStatements, row.MpauthCPUms, row.MinimalCPUms)
+		row := PerLoginRow{Users: users, MpauthStatements: a.statements, MinimalStatements: m.statements,
+			MpauthRedoBytes: a.redoBytes, MinimalRedoBytes: m.redoBytes, MpauthCPUms: a.cpuMs, MinimalCPUms: m.cpuMs}
+		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; redo mpauth %.0f B, minimal %.0f B; server CPU mpauth %.3f ms, minimal %.3f ms\n",
+			dr.Driver, users, a.statements, m.statements, a.redoBytes, m.redoBytes, a.cpuMs, m.cpuMs)
 		dr.PerLogin = append(dr.PerLogin, row)
 	}
 
@@ -227,7 +230,11 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 		}
 		// The minimal login at the same rate, alternating, tells how much
 		// of the tail is the database's.
-		r, m := pair(ctx, b.phase(b.opts.pacedConc, best/2), b.opts.rounds, b.loginOp(srv.url, returning), b.loginOp(mini.url, returning))
+		var r, m Result
+		p := b.phase(b.opts.pacedConc, best/2)
+		b.profiledFor(fmt.Sprintf("%s-paced-%s", dr.Driver, users), pairDuration(p, b.opts.rounds), true, func() {
+			r, m = pair(ctx, p, b.opts.rounds, b.loginOp(srv.url, returning), b.loginOp(mini.url, returning))
+		}, srv, mini)
 		b.progress(fmt.Sprintf("%s login %s paced %.0f/s mpauth", dr.Driver, users, best/2), r)
 		b.progress(fmt.Sprintf("%s login %s paced %.0f/s minimal", dr.Driver, users, best/2), m)
 		dr.HalfCapacity = append(dr.HalfCapacity, PacedRow{Users: users, Capacity: best, Result: r, Minimal: m})
@@ -261,51 +268,78 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 	return nil
 }
 
+// loginCost is what one login costs, measured by perLogin.
+type loginCost struct {
+	statements float64 // statements MySQL received (its Questions counter; 0 on SQLite)
+	redoBytes  float64 // InnoDB redo log written (its LSN; 0 on SQLite)
+	cpuMs      float64 // CPU time of the serving process (Linux; 0 elsewhere)
+}
+
 // perLogin measures what one login costs, over 500 sequential logins: the
-// statements MySQL receives (its global Questions counter; the benchmark is
-// the server's only client meanwhile; 0 on SQLite) and the CPU time the
-// serving process spends (Linux; 0 elsewhere). Both are nearly free of the
-// noise that timings on a shared machine carry.
-func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc, login op) (statements, cpuMs float64, err error) {
+// statements MySQL receives and the redo it writes (the benchmark is the
+// server's only client meanwhile) and the CPU time the serving process
+// spends. All three are nearly free of the noise that timings on a shared
+// machine carry; redo is what the database must flush, and what its
+// checkpoints stall on under load.
+func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc, login op) (loginCost, error) {
 	const logins = 500
-	questions := func() (int64, error) {
+	type counters struct{ questions, lsn int64 }
+	read := func() (counters, error) {
+		var c counters
 		if driver != "mysql" {
-			return 0, nil
+			return c, nil
 		}
-		var name string
-		var n int64
-		err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Questions'").Scan(&name, &n)
-		return n, err
+		rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Innodb_lsn_current')")
+		if err != nil {
+			return c, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var n int64
+			if err := rows.Scan(&name, &n); err != nil {
+				return c, err
+			}
+			switch strings.ToLower(name) {
+			case "questions":
+				c.questions = n
+			case "innodb_lsn_current":
+				c.lsn = n
+			}
+		}
+		return c, rows.Err()
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 20; i++ { // warm the connections up
 		if err := login(ctx, rng); err != nil {
-			return 0, 0, fmt.Errorf("measuring one login: %w", err)
+			return loginCost{}, fmt.Errorf("measuring one login: %w", err)
 		}
 	}
-	q0, err := questions()
+	c0, err := read()
 	if err != nil {
-		return 0, 0, err
+		return loginCost{}, err
 	}
 	cpu0, cpuOK := procCPU(p.cmd.Process.Pid)
 	for i := 0; i < logins; i++ {
 		if err := login(ctx, rng); err != nil {
-			return 0, 0, fmt.Errorf("measuring one login: %w", err)
+			return loginCost{}, fmt.Errorf("measuring one login: %w", err)
 		}
 	}
 	cpu1, _ := procCPU(p.cmd.Process.Pid)
-	q1, err := questions()
+	c1, err := read()
 	if err != nil {
-		return 0, 0, err
+		return loginCost{}, err
 	}
+	var cost loginCost
 	if driver == "mysql" {
 		// The second SHOW counts itself.
-		statements = float64(q1-q0-1) / logins
+		cost.statements = float64(c1.questions-c0.questions-1) / logins
+		cost.redoBytes = float64(c1.lsn-c0.lsn) / logins
 	}
 	if cpuOK {
-		cpuMs = float64(cpu1-cpu0) / float64(time.Millisecond) / logins
+		cost.cpuMs = float64(cpu1-cpu0) / float64(time.Millisecond) / logins
 	}
-	return statements, cpuMs, nil
+	return cost, nil
 }
 
 // collectTokens logs n returning users in and returns their access tokens.
@@ -346,7 +380,7 @@ func (b *bench) runGrowth(ctx context.Context, dr *DriverReport, mysql *mysqlSer
 		}
 		defer srv.stop()
 		t := time.Now()
-		if err := seedUsers(ctx, db.driver, db.source, benchPlatform, benchAppID, 0, uint64(size)); err != nil {
+		if err := seedUsers(ctx, db.driver, db.source, b.box, benchPlatform, benchAppID, 0, uint64(size)); err != nil {
 			return err
 		}
 		secs := time.Since(t).Seconds()

@@ -31,6 +31,8 @@ const (
 	benchAudience = "bench-backend"
 	backendKey    = "bench-backend-key-0123456789abcdef0123456789"
 	benchKID      = "bench"
+	// benchSecretsKID names the secrets-at-rest key.
+	benchSecretsKID = "bench"
 )
 
 // pprofOverlay is added to package main of cmd/mpauth (go build -overlay) only
@@ -118,7 +120,7 @@ func mpauthConfig(db *database, dataDir, httpAddr, grpcAddr, platformURL, keyPEM
 			LoginPerIpPerMinute: -1, LoginPerIdentityPerMinute: -1, DisableOverloadProtection: true,
 		},
 		// session_keys encrypted at rest, as in production.
-		Secrets: &conf.Secrets{ActiveKeyId: "bench", Keys: []*conf.Secrets_Key{{Id: "bench", Key: secretsKey}}},
+		Secrets: &conf.Secrets{ActiveKeyId: benchSecretsKID, Keys: []*conf.Secrets_Key{{Id: benchSecretsKID, Key: secretsKey}}},
 		Sandbox: &conf.Sandbox{Enabled: false},
 		Log:     &conf.Log{Level: logLevel},
 	}
@@ -281,7 +283,7 @@ func (b *bench) startMinimal(ctx context.Context, db *database, tag string) (*pr
 		args = append(args, "-pprof", a)
 		pprofURL = "http://" + a
 	}
-	env := []string{envMinimalDSN + "=" + db.source, envMinimalKey + "=" + b.keyPEM}
+	env := []string{envMinimalDSN + "=" + db.source, envMinimalKey + "=" + b.keyPEM, envMinimalSecretsKey + "=" + b.secretsKey}
 	p, err := startProc(ctx, "minimal login", b.self, args, env, filepath.Join(b.dir, tag+"-minimal.log"), "http://"+addr, "/healthz")
 	if err != nil {
 		return nil, err

@@ -120,7 +120,7 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 }
 
 func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*biz.Identity, error) {
-	sealed, err := r.d.seal(in.SessionKey, sessionKeyAAD(in.Platform, in.AppID, in.OpenID))
+	sealed, err := r.d.seal(in.SessionKey, SessionKeyAAD(in.Platform, in.AppID, in.OpenID))
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (r *accountRepo) RecordLogin(ctx context.Context, ident *biz.Identity, u bi
 		return execOne(ctx, c, r.d.sql.recordLogin, now, u.At, u.UnionScope, u.UnionID, ident.ID)
 	}
 	// The seal binds the key to the identity's (immutable) natural key.
-	sealed, err := r.d.seal(u.SessionKey, sessionKeyAAD(ident.Platform, ident.AppID, ident.OpenID))
+	sealed, err := r.d.seal(u.SessionKey, SessionKeyAAD(ident.Platform, ident.AppID, ident.OpenID))
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func (r *accountRepo) toIdentity(i *ent.Identity) *biz.Identity {
 		OpenID:      i.Openid,
 		UnionScope:  i.UnionScope,
 		UnionID:     i.Unionid,
-		SessionKey:  r.d.open(i.SessionKey, sessionKeyAAD(i.Platform, i.AppID, i.Openid), "identity.session_key", i.ID),
+		SessionKey:  r.d.open(i.SessionKey, SessionKeyAAD(i.Platform, i.AppID, i.Openid), "identity.session_key", i.ID),
 		CreatedAt:   i.CreatedAt,
 		LastLoginAt: i.LastLoginAt,
 	}

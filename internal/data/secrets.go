@@ -14,8 +14,10 @@ import (
 
 var errNoSecretBox = errors.New("data: no secretbox configured for secrets at rest")
 
-// sessionKeyAAD binds an identity's session_key to its row.
-func sessionKeyAAD(platform, appID, openID string) []string {
+// SessionKeyAAD binds an identity's session_key to its row. Exported for
+// what writes identities as mpauth does from outside (the benchmark's seeded
+// users and its minimal login).
+func SessionKeyAAD(platform, appID, openID string) []string {
 	return []string{"identity.session_key", platform, appID, openID}
 }
 
