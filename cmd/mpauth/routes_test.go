@@ -55,3 +55,16 @@ func TestEveryHTTPRuleIsServed(t *testing.T) {
 		})
 	}
 }
+
+// With body "*" every field comes from the body (google.api.http; kratos's
+// generated handlers do the same): a query string cannot change what the
+// body says.
+func TestBodyStarRulesTakeNothingFromTheQueryString(t *testing.T) {
+	in := start(t, testConfig(t, "sqlite"))
+	code := in.mintCode(t, appA, "query-user")
+	status, _, out := in.call(t, "POST", "/v1/auth/login?platform=alipay&app_id=nope&code=spent", "",
+		map[string]string{"platform": "wechat", "app_id": appA, "code": code})
+	if status != 200 || out["user_id"] == "" {
+		t.Fatalf("login with a query string: %d %v; want the body's login to succeed", status, out)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	stdhttp "net/http"
 	"regexp"
+	"strings"
 
 	"github.com/go-kratos/kratos/v2/encoding"
 	"github.com/go-kratos/kratos/v2/encoding/json"
@@ -96,7 +97,7 @@ func muxPath(template string) string {
 // RegisterHTTP serves every google.api.http rule of a gRPC service on srv,
 // derived from the proto descriptors, so the protos stay the one source of
 // truth. Each route binds the request like kratos's generated HTTP code
-// (body, query, path variables), sets the operation to the gRPC full method
+// (the body; the query string unless the body is "*"; path variables), sets the operation to the gRPC full method
 // name, and runs the server's middleware chain before the same method the
 // gRPC server calls.
 func RegisterHTTP(srv *http.Server, desc *grpc.ServiceDesc, impl any) error {
@@ -124,6 +125,10 @@ func RegisterHTTP(srv *http.Server, desc *grpc.ServiceDesc, impl any) error {
 }
 
 func httpHandler(rt Route, h grpc.MethodHandler, impl any) http.HandlerFunc {
+	// As google.api.http says (and kratos's generated code does): with body
+	// "*" every field comes from the body, so the query string binds nothing.
+	bindQuery := rt.Body != "*"
+	hasVars := strings.Contains(rt.Path, "{")
 	return func(ctx http.Context) error {
 		http.SetOperation(ctx, rt.Operation)
 		bind := func(in any) error {
@@ -138,11 +143,15 @@ func httpHandler(rt Route, h grpc.MethodHandler, impl any) http.HandlerFunc {
 					return v1.ErrorInvalidArgument("the request body is not a valid JSON object for this method: check field names and types")
 				}
 			}
-			if err := ctx.BindQuery(in); err != nil {
-				return v1.ErrorInvalidArgument("the query string does not fit this method: check parameter names and types")
+			if bindQuery {
+				if err := ctx.BindQuery(in); err != nil {
+					return v1.ErrorInvalidArgument("the query string does not fit this method: check parameter names and types")
+				}
 			}
-			if err := ctx.BindVars(in); err != nil {
-				return v1.ErrorInvalidArgument("the URL path does not fit this method")
+			if hasVars {
+				if err := ctx.BindVars(in); err != nil {
+					return v1.ErrorInvalidArgument("the URL path does not fit this method")
+				}
 			}
 			return nil
 		}
