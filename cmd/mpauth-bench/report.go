@@ -43,6 +43,11 @@ type Machine struct {
 	// machine may be shared.
 	LoadAtStart string `json:"load_at_start,omitempty"`
 	LoadAtEnd   string `json:"load_at_end,omitempty"`
+	// CPUPressureAtStart is the share of the last minute before the run in
+	// which some task waited for a CPU (Linux PSI, /proc/pressure/cpu):
+	// near 0 on a quiet machine; above, other work (or, on a virtual
+	// machine, the host) was competing for the CPUs as the run began.
+	CPUPressureAtStart string `json:"cpu_pressure_at_start,omitempty"`
 }
 
 // Ceilings are measured by this tool in the same run.
@@ -173,7 +178,27 @@ func machine() Machine {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	m.LoadAtStart = loadAvg()
+	m.CPUPressureAtStart = cpuPressure()
 	return m
+}
+
+// cpuPressure is /proc/pressure/cpu's "some" 60-second average, as "12.34%".
+func cpuPressure() string {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "some ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "avg60="); ok {
+				return v + "%"
+			}
+		}
+	}
+	return ""
 }
 
 // loadAvg is /proc/loadavg's 1, 5 and 15 minute averages.
@@ -309,6 +334,9 @@ func (r *Report) print(out io.Writer) {
 		(time.Duration(r.TotalSeconds) * time.Second).String())
 	if m.LoadAtStart != "" {
 		fmt.Fprintf(out, "load average at start %s, at end %s (other work on the machine skews every figure)\n", m.LoadAtStart, m.LoadAtEnd)
+	}
+	if m.CPUPressureAtStart != "" {
+		fmt.Fprintf(out, "CPU pressure in the minute before the run: %s (PSI some; near 0 on a quiet machine)\n", m.CPUPressureAtStart)
 	}
 	for _, d := range r.Drivers {
 		if d.Skipped != "" {
