@@ -86,6 +86,11 @@ type AccountRepo interface {
 	// FindIdentity looks an identity up by its natural key, without its
 	// session_key (FindUserIdentity has it); ErrNotFound if none.
 	FindIdentity(ctx context.Context, platform, appID, openID string) (*Identity, error)
+	// FindIdentityAndOwner is FindIdentity and LockUser of the identity's
+	// user in one statement (a returning login's read; the same locks, the
+	// identity's first). It returns the identity and the user its owner was
+	// merged into ("" if none); ErrNotFound if there is no identity.
+	FindIdentityAndOwner(ctx context.Context, platform, appID, openID string) (ident *Identity, ownerMergedInto string, err error)
 	// CreateIdentity fails with ErrConcurrentUpdate when the natural key exists.
 	CreateIdentity(ctx context.Context, id *Identity) (*Identity, error)
 	RecordLogin(ctx context.Context, ident *Identity, u LoginUpdate) error

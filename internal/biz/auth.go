@@ -145,12 +145,14 @@ func (uc *AuthUsecase) resolveUser(ctx context.Context, app provider.App, id *pr
 	if openID == "" { // a guest login (Douyin anonymous_openid only)
 		openID, unionID = guestOpenID(id.AnonymousOpenID), ""
 	}
-	ident, err := uc.accounts.FindIdentity(ctx, app.Platform, app.AppID, openID)
+	ident, mergedInto, err := uc.accounts.FindIdentityAndOwner(ctx, app.Platform, app.AppID, openID)
 	switch {
 	case err == nil:
-		userID, err := uc.lockCanonical(ctx, ident.UserID)
-		if err != nil {
-			return "", false, err
+		userID := ident.UserID // locked, as lockCanonical would
+		if mergedInto != "" {
+			if userID, err = uc.lockCanonical(ctx, mergedInto); err != nil {
+				return "", false, err
+			}
 		}
 		if unionID != "" {
 			if userID, err = uc.claimUnion(ctx, app, unionID, userID); err != nil {

@@ -119,6 +119,22 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 	return &i, nil
 }
 
+func (r *accountRepo) FindIdentityAndOwner(ctx context.Context, platform, appID, openID string) (*biz.Identity, string, error) {
+	query := r.d.sql.findIdentityAndOwner
+	if r.d.inTx(ctx) {
+		query = r.d.sql.findIdentityAndOwnerForUpdate
+	}
+	var (
+		i          biz.Identity
+		mergedInto sql.Null[string]
+	)
+	if err := queryOne(ctx, r.d.client(ctx), query, []any{platform, appID, openID},
+		&i.ID, &i.CreatedAt, &i.Platform, &i.AppID, &i.OpenID, &i.UnionScope, &i.UnionID, &i.LastLoginAt, &i.UserID, &mergedInto); err != nil {
+		return nil, "", err
+	}
+	return &i, mergedInto.V, nil
+}
+
 func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*biz.Identity, error) {
 	sealed, err := r.d.seal(in.SessionKey, SessionKeyAAD(in.Platform, in.AppID, in.OpenID))
 	if err != nil {

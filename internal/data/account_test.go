@@ -288,3 +288,74 @@ func TestSameUnionIDInAnotherScopeOrPlatformIsIndependent(t *testing.T) {
 		}
 	})
 }
+
+func TestFindIdentityAndOwnerReadsBothInOneStatementAndLocksTheOwner(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d *data.Data) {
+		ctx := context.Background()
+		repo := data.NewAccountRepo(d)
+		mustUser(t, repo, "u_owner")
+		mustUser(t, repo, "u_survivor")
+		created := mustIdentity(t, repo, &biz.Identity{UserID: "u_owner", Platform: "wechat", AppID: "wx-a", OpenID: "o-owned",
+			UnionScope: "scope-a", UnionID: "un-owned", SessionKey: "sk-1", LastLoginAt: at(0)})
+
+		ident, mergedInto, err := repo.FindIdentityAndOwner(ctx, "wechat", "wx-a", "o-owned")
+		if err != nil {
+			t.Fatalf("FindIdentityAndOwner: %v", err)
+		}
+		if ident.ID != created.ID || ident.UserID != "u_owner" || ident.UnionID != "un-owned" || !ident.LastLoginAt.Equal(at(0)) || ident.SessionKey != "" {
+			t.Errorf("identity = %+v, want the created one without its session_key", ident)
+		}
+		if mergedInto != "" {
+			t.Errorf("owner merged into %q, want not merged", mergedInto)
+		}
+		if _, _, err := repo.FindIdentityAndOwner(ctx, "wechat", "wx-a", "o-nobody"); !errors.Is(err, biz.ErrNotFound) {
+			t.Errorf("unknown identity: err = %v, want biz.ErrNotFound", err)
+		}
+
+		// An owner merged away reads as an alias, for the caller to follow.
+		if err := repo.MarkMerged(ctx, "u_owner", "u_survivor", at(5)); err != nil {
+			t.Fatal(err)
+		}
+		if _, mergedInto, err = repo.FindIdentityAndOwner(ctx, "wechat", "wx-a", "o-owned"); err != nil || mergedInto != "u_survivor" {
+			t.Errorf("after the merge: owner merged into %q, %v; want u_survivor", mergedInto, err)
+		}
+
+		if d.Dialect() != "mysql" {
+			return // SQLite: a write transaction holds the whole database
+		}
+		// In a transaction the owner's row stays locked until it ends, as
+		// LockUser's would: another transaction's LockUser waits.
+		locked, release := make(chan struct{}), make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- data.NewTransaction(d).InTx(ctx, func(ctx context.Context) error {
+				if _, _, err := repo.FindIdentityAndOwner(ctx, "wechat", "wx-a", "o-owned"); err != nil {
+					return err
+				}
+				close(locked)
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		wait, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err = data.NewTransaction(d).InTx(wait, func(ctx context.Context) error {
+			_, err := repo.LockUser(ctx, "u_owner")
+			return err
+		})
+		cancel()
+		if err == nil {
+			t.Errorf("LockUser of the owner went through while another transaction held it")
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("the locking transaction: %v", err)
+		}
+		if err := data.NewTransaction(d).InTx(ctx, func(ctx context.Context) error {
+			_, err := repo.LockUser(ctx, "u_owner")
+			return err
+		}); err != nil {
+			t.Errorf("LockUser after the lock was released: %v", err)
+		}
+	})
+}

@@ -59,14 +59,10 @@ func newLoginRun(d *data.Data) func(n int, returning bool) error {
 		}
 		return tx.InTx(ctx, func(ctx context.Context) error {
 			userID, created := "", false
-			ident, err := accounts.FindIdentity(ctx, platform, app, openID)
+			ident, _, err := accounts.FindIdentityAndOwner(ctx, platform, app, openID)
 			switch {
 			case err == nil:
-				u, err := accounts.LockUser(ctx, ident.UserID)
-				if err != nil {
-					return err
-				}
-				userID = u.ID
+				userID = ident.UserID
 				if err := accounts.RecordLogin(ctx, ident, biz.LoginUpdate{SessionKey: "c2Vzc2lvbi1rZXktYmVuY2g=", At: now}); err != nil {
 					return err
 				}

@@ -25,9 +25,12 @@ type loginSQL struct {
 	claimCode, completeCode             string
 	findIdentity, findIdentityForUpdate string
 	findUser, findUserForUpdate         string
-	recordLogin, recordLoginWithKey     string
-	createUser, createIdentity          string
-	createSession, createRefreshToken   string
+	// An identity and its user's alias in one statement: a returning
+	// login's read.
+	findIdentityAndOwner, findIdentityAndOwnerForUpdate string
+	recordLogin, recordLoginWithKey                     string
+	createUser, createIdentity                          string
+	createSession, createRefreshToken                   string
 }
 
 // newLoginSQL builds the statements for dialect ("mysql" or "sqlite3").
@@ -46,6 +49,18 @@ func newLoginSQL(dialect string) loginSQL {
 	findUser := func() *entsql.Selector {
 		return b.Select(userCols...).From(b.Table(user.Table)).Where(entsql.EQ(user.FieldID, 0))
 	}
+	findIdentityAndOwner := func() *entsql.Selector {
+		i, u := b.Table(identity.Table), b.Table(user.Table).As("owner")
+		cols := make([]string, 0, len(identityCols)+1)
+		for _, c := range identityCols {
+			cols = append(cols, i.C(c))
+		}
+		// Of the user only its alias: every column costs the MySQL driver a
+		// column definition to parse, rows or not.
+		cols = append(cols, u.C(user.FieldMergedInto))
+		return b.Select(cols...).From(i).Join(u).On(i.C(identity.FieldUserID), u.C(user.FieldID)).Where(entsql.And(
+			entsql.EQ(i.C(identity.FieldPlatform), 0), entsql.EQ(i.C(identity.FieldAppID), 1), entsql.EQ(i.C(identity.FieldOpenid), 2)))
+	}
 	recordLogin := []string{identity.FieldUpdatedAt, identity.FieldLastLoginAt, identity.FieldUnionScope, identity.FieldUnionid}
 	s := loginSQL{
 		claimCode: insert(b, codeexchange.Table, codeexchange.FieldCodeHash, codeexchange.FieldState, codeexchange.FieldHolder,
@@ -54,10 +69,11 @@ func newLoginSQL(dialect string) loginSQL {
 		completeCode: update(b, codeexchange.Table,
 			[]string{codeexchange.FieldState, codeexchange.FieldSessionID, codeexchange.FieldUserID, codeexchange.FieldIsNewUser},
 			codeexchange.FieldCodeHash, codeexchange.FieldHolder),
-		findIdentity:       built(findIdentity(), 3),
-		findUser:           built(findUser(), 1),
-		recordLogin:        update(b, identity.Table, recordLogin, identity.FieldID),
-		recordLoginWithKey: update(b, identity.Table, append(recordLogin, identity.FieldSessionKey), identity.FieldID),
+		findIdentity:         built(findIdentity(), 3),
+		findUser:             built(findUser(), 1),
+		findIdentityAndOwner: built(findIdentityAndOwner(), 3),
+		recordLogin:          update(b, identity.Table, recordLogin, identity.FieldID),
+		recordLoginWithKey:   update(b, identity.Table, append(recordLogin, identity.FieldSessionKey), identity.FieldID),
 		createUser: insert(b, user.Table, user.FieldID, user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldPhoneNumber,
 			user.FieldPhoneCountryCode, user.FieldNickname, user.FieldAvatarURL),
 		createIdentity: insert(b, identity.Table, identity.FieldCreatedAt, identity.FieldUpdatedAt, identity.FieldPlatform,
@@ -68,10 +84,13 @@ func newLoginSQL(dialect string) loginSQL {
 		createRefreshToken: insert(b, refreshtoken.Table, refreshtoken.FieldCreatedAt, refreshtoken.FieldUpdatedAt,
 			refreshtoken.FieldTokenHash, refreshtoken.FieldSessionID, refreshtoken.FieldExpiresAt),
 	}
-	s.findIdentityForUpdate, s.findUserForUpdate = s.findIdentity, s.findUser
+	s.findIdentityForUpdate, s.findUserForUpdate, s.findIdentityAndOwnerForUpdate = s.findIdentity, s.findUser, s.findIdentityAndOwner
 	if dialect == "mysql" {
 		s.findIdentityForUpdate = built(findIdentity().ForUpdate(), 3)
 		s.findUserForUpdate = built(findUser().ForUpdate(), 1)
+		// Locks both rows, the identity's first, as FindIdentity then
+		// LockUser would.
+		s.findIdentityAndOwnerForUpdate = built(findIdentityAndOwner().ForUpdate(), 3)
 	}
 	return s
 }
