@@ -38,10 +38,7 @@ func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error)
 }
 
 func (r *accountRepo) LockUser(ctx context.Context, id string) (*biz.User, error) {
-	query := r.d.sql.findUser
-	if r.d.inTx(ctx) {
-		query = r.d.sql.findUserForUpdate
-	}
+	query := r.d.sql.findUser.in(ctx, r.d)
 	var (
 		u          biz.User
 		mergedInto sql.Null[string]
@@ -102,13 +99,10 @@ func deref(s *string) string {
 }
 
 func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID string) (*biz.Identity, error) {
-	query := r.d.sql.findIdentity
-	if r.d.inTx(ctx) {
-		// Lock the row (MySQL): a login and a merge moving this identity
-		// serialize instead of the login recording a session for the old
-		// owner.
-		query = r.d.sql.findIdentityForUpdate
-	}
+	// In a transaction the row is locked (MySQL): a login and a merge
+	// moving this identity serialize instead of the login recording a
+	// session for the old owner.
+	query := r.d.sql.findIdentity.in(ctx, r.d)
 	// Not the session_key: no caller of FindIdentity needs it, and a login
 	// would decrypt the key it is about to replace.
 	var i biz.Identity
@@ -120,10 +114,7 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 }
 
 func (r *accountRepo) FindIdentityAndOwner(ctx context.Context, platform, appID, openID string) (*biz.Identity, string, error) {
-	query := r.d.sql.findIdentityAndOwner
-	if r.d.inTx(ctx) {
-		query = r.d.sql.findIdentityAndOwnerForUpdate
-	}
+	query := r.d.sql.findIdentityAndOwner.in(ctx, r.d)
 	var (
 		i          biz.Identity
 		mergedInto sql.Null[string]

@@ -22,15 +22,25 @@ import (
 // through ent's query API on every call was ~40% of a login's allocations
 // (issue #6's profiles); everything else still goes through ent.
 type loginSQL struct {
-	claimCode, completeCode             string
-	findIdentity, findIdentityForUpdate string
-	findUser, findUserForUpdate         string
-	// An identity and its user's alias in one statement: a returning
-	// login's read.
-	findIdentityAndOwner, findIdentityAndOwnerForUpdate string
-	recordLogin, recordLoginWithKey                     string
-	createUser, createIdentity                          string
-	createSession, createRefreshToken                   string
+	claimCode, completeCode           string
+	findIdentity, findUser            readSQL
+	findIdentityAndOwner              readSQL // an identity and its user's alias: a returning login's read
+	recordLogin, recordLoginWithKey   string
+	createUser, createIdentity        string
+	createSession, createRefreshToken string
+}
+
+// readSQL is a read in two forms: as is, and locking the rows it reads
+// until the transaction ends (FOR UPDATE on MySQL; on SQLite a write
+// transaction holds the whole database, so both forms are the same).
+type readSQL struct{ plain, locking string }
+
+// in is the form for ctx: locking inside a transaction.
+func (q readSQL) in(ctx context.Context, d *Data) string {
+	if d.inTx(ctx) {
+		return q.locking
+	}
+	return q.plain
 }
 
 // newLoginSQL builds the statements for dialect ("mysql" or "sqlite3").
@@ -38,6 +48,14 @@ type loginSQL struct {
 // holds the whole database.
 func newLoginSQL(dialect string) loginSQL {
 	b := entsql.Dialect(dialect)
+	read := func(q func() *entsql.Selector, n int) readSQL {
+		r := readSQL{plain: built(q(), n)}
+		r.locking = r.plain
+		if dialect == "mysql" {
+			r.locking = built(q().ForUpdate(), n)
+		}
+		return r
+	}
 	identityCols := []string{identity.FieldID, identity.FieldCreatedAt, identity.FieldPlatform, identity.FieldAppID,
 		identity.FieldOpenid, identity.FieldUnionScope, identity.FieldUnionid, identity.FieldLastLoginAt, identity.FieldUserID}
 	userCols := []string{user.FieldID, user.FieldCreatedAt, user.FieldPhoneNumber, user.FieldPhoneCountryCode,
@@ -62,16 +80,18 @@ func newLoginSQL(dialect string) loginSQL {
 			entsql.EQ(i.C(identity.FieldPlatform), 0), entsql.EQ(i.C(identity.FieldAppID), 1), entsql.EQ(i.C(identity.FieldOpenid), 2)))
 	}
 	recordLogin := []string{identity.FieldUpdatedAt, identity.FieldLastLoginAt, identity.FieldUnionScope, identity.FieldUnionid}
-	s := loginSQL{
+	return loginSQL{
 		claimCode: insert(b, codeexchange.Table, codeexchange.FieldCodeHash, codeexchange.FieldState, codeexchange.FieldHolder,
 			codeexchange.FieldLeaseUntil, codeexchange.FieldSessionID, codeexchange.FieldUserID, codeexchange.FieldIsNewUser,
 			codeexchange.FieldExpiresAt),
 		completeCode: update(b, codeexchange.Table,
 			[]string{codeexchange.FieldState, codeexchange.FieldSessionID, codeexchange.FieldUserID, codeexchange.FieldIsNewUser},
 			codeexchange.FieldCodeHash, codeexchange.FieldHolder),
-		findIdentity:         built(findIdentity(), 3),
-		findUser:             built(findUser(), 1),
-		findIdentityAndOwner: built(findIdentityAndOwner(), 3),
+		findIdentity: read(findIdentity, 3),
+		findUser:     read(findUser, 1),
+		// Locks both rows, the identity's first, as FindIdentity then
+		// LockUser would.
+		findIdentityAndOwner: read(findIdentityAndOwner, 3),
 		recordLogin:          update(b, identity.Table, recordLogin, identity.FieldID),
 		recordLoginWithKey:   update(b, identity.Table, append(recordLogin, identity.FieldSessionKey), identity.FieldID),
 		createUser: insert(b, user.Table, user.FieldID, user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldPhoneNumber,
@@ -84,15 +104,6 @@ func newLoginSQL(dialect string) loginSQL {
 		createRefreshToken: insert(b, refreshtoken.Table, refreshtoken.FieldCreatedAt, refreshtoken.FieldUpdatedAt,
 			refreshtoken.FieldTokenHash, refreshtoken.FieldSessionID, refreshtoken.FieldExpiresAt),
 	}
-	s.findIdentityForUpdate, s.findUserForUpdate, s.findIdentityAndOwnerForUpdate = s.findIdentity, s.findUser, s.findIdentityAndOwner
-	if dialect == "mysql" {
-		s.findIdentityForUpdate = built(findIdentity().ForUpdate(), 3)
-		s.findUserForUpdate = built(findUser().ForUpdate(), 1)
-		// Locks both rows, the identity's first, as FindIdentity then
-		// LockUser would.
-		s.findIdentityAndOwnerForUpdate = built(findIdentityAndOwner().ForUpdate(), 3)
-	}
-	return s
 }
 
 // insert is INSERT INTO table (columns) VALUES (?, ...), arguments in
