@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,4 +364,11 @@ func TestTargetsAreJudgedOnMySQLWhenMeasured(t *testing.T) {
 	if !strings.Contains(out.String(), "NOT MET") || !strings.Contains(out.String(), "MySQL part skipped: nope") {
 		t.Errorf("table lacks the verdicts or the skip line:\n%s", out.String())
 	}
+}
+
+// countIdentities is the size of the identities table.
+func countIdentities(ctx context.Context, db *sql.DB) (int64, error) {
+	var n int64
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM identities").Scan(&n)
+	return n, err
 }

@@ -236,10 +236,3 @@ func placeholders(rows, cols int) string {
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
 }
-
-// countIdentities is the size of the identities table.
-func countIdentities(ctx context.Context, db *sql.DB) (int64, error) {
-	var n int64
-	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM identities").Scan(&n)
-	return n, err
-}
