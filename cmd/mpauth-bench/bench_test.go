@@ -302,6 +302,22 @@ func TestMinimalLoginAndSeedingOnMpauthSchema(t *testing.T) {
 			if done != 3 {
 				t.Errorf("%d done code records, want 3", done)
 			}
+
+			// Allocations per login are read from /metrics, as from mpauth's.
+			b := &bench{client: srv.Client()}
+			p := &proc{name: "minimal login", url: srv.URL}
+			before, err := b.memStats(ctx, p)
+			if err != nil {
+				t.Fatalf("memStats: %v", err)
+			}
+			login(1101)
+			grown, err := b.memStats(ctx, p)
+			if err != nil {
+				t.Fatalf("memStats: %v", err)
+			}
+			if grown.mallocs <= before.mallocs || grown.bytes <= before.bytes {
+				t.Errorf("allocation counters did not grow over a login: %+v then %+v", before, grown)
+			}
 		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mpauth/mpauth/internal/biz"
 	"github.com/mpauth/mpauth/internal/data"
@@ -197,10 +198,17 @@ type tokenReply struct {
 
 const refreshTTL = 720 * time.Hour
 
+// minimalMetrics serves the default registry: the Go and process collectors.
+var minimalMetrics = promhttp.Handler()
+
 func (m *minimal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/healthz":
 		_, _ = io.WriteString(w, "ok")
+		return
+	case r.URL.Path == "/metrics":
+		// The Go collector's allocation counters, as mpauth serves them.
+		minimalMetrics.ServeHTTP(w, r)
 		return
 	case r.URL.Path != "/v1/auth/login" || r.Method != http.MethodPost:
 		http.NotFound(w, r)

@@ -73,8 +73,8 @@ type DriverReport struct {
 
 // PerLoginRow is what one login costs mpauth and the minimal login: the
 // statements MySQL receives (BEGIN and COMMIT included, counted by the
-// server), the InnoDB redo it writes and the serving process's CPU time,
-// all nearly noise-free.
+// server), the InnoDB redo it writes, the serving process's CPU time and
+// its heap allocations, all nearly noise-free.
 type PerLoginRow struct {
 	Users             string  `json:"users"`
 	MpauthStatements  float64 `json:"mpauth_statements,omitempty"`
@@ -83,6 +83,10 @@ type PerLoginRow struct {
 	MinimalRedoBytes  float64 `json:"minimal_redo_bytes,omitempty"`
 	MpauthCPUms       float64 `json:"mpauth_cpu_ms,omitempty"`
 	MinimalCPUms      float64 `json:"minimal_cpu_ms,omitempty"`
+	MpauthAllocs      float64 `json:"mpauth_allocs"`
+	MinimalAllocs     float64 `json:"minimal_allocs"`
+	MpauthAllocBytes  float64 `json:"mpauth_alloc_bytes"`
+	MinimalAllocBytes float64 `json:"minimal_alloc_bytes"`
 }
 
 // LoginRow is mpauth and the minimal login at one concurrency.
@@ -359,12 +363,13 @@ func (r *Report) print(out io.Writer) {
 	}
 	w.Flush()
 
-	fmt.Fprintln(out, "\nPER LOGIN — 500 sequential logins: statements the database received, InnoDB redo written, CPU time of the serving process")
-	fmt.Fprintln(w, "db\tusers\tmpauth stmts\tminimal stmts\tmpauth redo B\tminimal redo B\tmpauth CPU ms\tminimal CPU ms\tCPU mpauth÷min\t")
+	fmt.Fprintln(out, "\nPER LOGIN — 500 sequential logins: statements the database received, InnoDB redo written, CPU time and heap allocations of the serving process")
+	fmt.Fprintln(w, "db\tusers\tmpauth stmts\tminimal stmts\tmpauth redo B\tminimal redo B\tmpauth CPU ms\tminimal CPU ms\tCPU mpauth÷min\tmpauth allocs (B)\tminimal allocs (B)\t")
 	for _, d := range r.Drivers {
 		for _, p := range d.PerLogin {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t\n", d.Driver, p.Users, stmts(p.MpauthStatements), stmts(p.MinimalStatements),
-				bytesOrDash(p.MpauthRedoBytes), bytesOrDash(p.MinimalRedoBytes), p.MpauthCPUms, p.MinimalCPUms, ratio(p.MpauthCPUms, p.MinimalCPUms))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.0f (%.0f)\t%.0f (%.0f)\t\n", d.Driver, p.Users, stmts(p.MpauthStatements), stmts(p.MinimalStatements),
+				bytesOrDash(p.MpauthRedoBytes), bytesOrDash(p.MinimalRedoBytes), p.MpauthCPUms, p.MinimalCPUms, ratio(p.MpauthCPUms, p.MinimalCPUms),
+				p.MpauthAllocs, p.MpauthAllocBytes, p.MinimalAllocs, p.MinimalAllocBytes)
 		}
 	}
 	w.Flush()

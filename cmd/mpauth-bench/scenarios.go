@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -187,9 +190,10 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 			return err
 		}
 		row := PerLoginRow{Users: users, MpauthStatements: a.statements, MinimalStatements: m.statements,
-			MpauthRedoBytes: a.redoBytes, MinimalRedoBytes: m.redoBytes, MpauthCPUms: a.cpuMs, MinimalCPUms: m.cpuMs}
-		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; redo mpauth %.0f B, minimal %.0f B; server CPU mpauth %.3f ms, minimal %.3f ms\n",
-			dr.Driver, users, a.statements, m.statements, a.redoBytes, m.redoBytes, a.cpuMs, m.cpuMs)
+			MpauthRedoBytes: a.redoBytes, MinimalRedoBytes: m.redoBytes, MpauthCPUms: a.cpuMs, MinimalCPUms: m.cpuMs,
+			MpauthAllocs: a.allocs, MinimalAllocs: m.allocs, MpauthAllocBytes: a.allocBytes, MinimalAllocBytes: m.allocBytes}
+		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; redo mpauth %.0f B, minimal %.0f B; server CPU mpauth %.3f ms, minimal %.3f ms; allocations mpauth %.0f (%.0f B), minimal %.0f (%.0f B)\n",
+			dr.Driver, users, a.statements, m.statements, a.redoBytes, m.redoBytes, a.cpuMs, m.cpuMs, a.allocs, a.allocBytes, m.allocs, m.allocBytes)
 		dr.PerLogin = append(dr.PerLogin, row)
 	}
 
@@ -273,14 +277,17 @@ type loginCost struct {
 	statements float64 // statements MySQL received (its Questions counter; 0 on SQLite)
 	redoBytes  float64 // InnoDB redo log written (its LSN; 0 on SQLite)
 	cpuMs      float64 // CPU time of the serving process (Linux; 0 elsewhere)
+	allocs     float64 // heap allocations of the serving process (its go_memstats_mallocs_total)
+	allocBytes float64 // bytes those allocations took (go_memstats_alloc_bytes_total)
 }
 
 // perLogin measures what one login costs, over 500 sequential logins: the
 // statements MySQL receives and the redo it writes (the benchmark is the
-// server's only client meanwhile) and the CPU time the serving process
-// spends. All three are nearly free of the noise that timings on a shared
-// machine carry; redo is what the database must flush, and what its
-// checkpoints stall on under load.
+// server's only client meanwhile), the CPU time the serving process spends
+// and the heap allocations it makes. All are nearly free of the noise that
+// timings on a shared machine carry (allocations not at all); redo is what
+// the database must flush, and what its checkpoints stall on under load;
+// allocations are most of what a Go server spends beyond its syscalls.
 func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc, login op) (loginCost, error) {
 	const logins = 500
 	type counters struct{ questions, lsn int64 }
@@ -319,6 +326,15 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 	if err != nil {
 		return loginCost{}, err
 	}
+	// A scrape allocates too: two back to back tell how much, to subtract.
+	m0, err := b.memStats(ctx, p)
+	if err != nil {
+		return loginCost{}, err
+	}
+	m1, err := b.memStats(ctx, p)
+	if err != nil {
+		return loginCost{}, err
+	}
 	cpu0, cpuOK := procCPU(p.cmd.Process.Pid)
 	for i := 0; i < logins; i++ {
 		if err := login(ctx, rng); err != nil {
@@ -326,6 +342,10 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 		}
 	}
 	cpu1, _ := procCPU(p.cmd.Process.Pid)
+	m2, err := b.memStats(ctx, p)
+	if err != nil {
+		return loginCost{}, err
+	}
 	c1, err := read()
 	if err != nil {
 		return loginCost{}, err
@@ -339,7 +359,55 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 	if cpuOK {
 		cost.cpuMs = float64(cpu1-cpu0) / float64(time.Millisecond) / logins
 	}
+	cost.allocs = ((m2.mallocs - m1.mallocs) - (m1.mallocs - m0.mallocs)) / logins
+	cost.allocBytes = ((m2.bytes - m1.bytes) - (m1.bytes - m0.bytes)) / logins
 	return cost, nil
+}
+
+// memStats are a Go process's heap allocation counters so far.
+type memStats struct{ mallocs, bytes float64 }
+
+// memStats reads p's allocation counters from its Prometheus /metrics (the
+// Go collector's, which mpauth and the minimal login both serve).
+func (b *bench) memStats(ctx context.Context, p *proc) (memStats, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/metrics", nil)
+	if err != nil {
+		return memStats{}, err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return memStats{}, fmt.Errorf("%s /metrics: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	var m memStats
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "go_memstats_mallocs_total":
+			dst = &m.mallocs
+		case "go_memstats_alloc_bytes_total":
+			dst = &m.bytes
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(value, 64); err != nil {
+			return memStats{}, fmt.Errorf("%s /metrics: %s: %w", p.name, name, err)
+		}
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return memStats{}, fmt.Errorf("%s /metrics: %w", p.name, err)
+	}
+	if found != 2 {
+		return memStats{}, fmt.Errorf("%s /metrics: no go_memstats_mallocs_total and go_memstats_alloc_bytes_total (status %d)", p.name, resp.StatusCode)
+	}
+	return m, nil
 }
 
 // collectTokens logs n returning users in and returns their access tokens.
