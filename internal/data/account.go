@@ -23,7 +23,7 @@ func (r *accountRepo) CreateUser(ctx context.Context, id string) (*biz.User, err
 		return nil, mapErr(err)
 	}
 	now := time.Now()
-	if _, err := r.d.client(ctx).ExecContext(ctx, r.d.sql.createUser, id, now, now, "", "", "", ""); err != nil {
+	if _, err := r.d.conn(ctx).ExecContext(ctx, r.d.sql.createUser, id, now, now, "", "", "", ""); err != nil {
 		return nil, mapErr(err)
 	}
 	return &biz.User{ID: id, CreatedAt: now}, nil
@@ -44,7 +44,7 @@ func (r *accountRepo) LockUser(ctx context.Context, id string) (*biz.User, error
 		mergedInto sql.Null[string]
 		mergedAt   sql.Null[time.Time]
 	)
-	if err := queryOne(ctx, r.d.client(ctx), query, []any{id},
+	if err := queryOne(ctx, r.d.conn(ctx), query, []any{id},
 		&u.ID, &u.CreatedAt, &u.PhoneNumber, &u.PhoneCountryCode, &u.Nickname, &u.AvatarURL, &mergedInto, &mergedAt); err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 	// Not the session_key: no caller of FindIdentity needs it, and a login
 	// would decrypt the key it is about to replace.
 	var i biz.Identity
-	if err := queryOne(ctx, r.d.client(ctx), query, []any{platform, appID, openID},
+	if err := queryOne(ctx, r.d.conn(ctx), query, []any{platform, appID, openID},
 		&i.ID, &i.CreatedAt, &i.Platform, &i.AppID, &i.OpenID, &i.UnionScope, &i.UnionID, &i.LastLoginAt, &i.UserID); err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (r *accountRepo) FindIdentityAndOwner(ctx context.Context, platform, appID,
 		i          biz.Identity
 		mergedInto sql.Null[string]
 	)
-	if err := queryOne(ctx, r.d.client(ctx), query, []any{platform, appID, openID},
+	if err := queryOne(ctx, r.d.conn(ctx), query, []any{platform, appID, openID},
 		&i.ID, &i.CreatedAt, &i.Platform, &i.AppID, &i.OpenID, &i.UnionScope, &i.UnionID, &i.LastLoginAt, &i.UserID, &mergedInto); err != nil {
 		return nil, "", err
 	}
@@ -143,7 +143,7 @@ func (r *accountRepo) CreateIdentity(ctx context.Context, in *biz.Identity) (*bi
 		return nil, mapErr(err)
 	}
 	now := time.Now()
-	res, err := r.d.client(ctx).ExecContext(ctx, r.d.sql.createIdentity,
+	res, err := r.d.conn(ctx).ExecContext(ctx, r.d.sql.createIdentity,
 		now, now, in.Platform, in.AppID, in.OpenID, in.UnionScope, in.UnionID, sealed, in.LastLoginAt, in.UserID)
 	if err != nil {
 		return nil, mapErr(err)
@@ -164,7 +164,7 @@ func (r *accountRepo) RecordLogin(ctx context.Context, ident *biz.Identity, u bi
 	); err != nil {
 		return mapErr(err)
 	}
-	c, now := r.d.client(ctx), time.Now()
+	c, now := r.d.conn(ctx), time.Now()
 	if u.SessionKey == "" {
 		return execOne(ctx, c, r.d.sql.recordLogin, now, u.At, u.UnionScope, u.UnionID, ident.ID)
 	}

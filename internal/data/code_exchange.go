@@ -22,8 +22,7 @@ func (r *codeExchangeRepo) Claim(ctx context.Context, hash, platform, appID, hol
 	); err != nil {
 		return false, nil, mapErr(err)
 	}
-	c := r.d.client(ctx)
-	_, err := c.ExecContext(ctx, r.d.sql.claimCode, hash, string(codeexchange.StatePending), holder, leaseUntil, "", "", false, expiresAt)
+	_, err := r.d.conn(ctx).ExecContext(ctx, r.d.sql.claimCode, hash, string(codeexchange.StatePending), holder, leaseUntil, "", "", false, expiresAt)
 	if err == nil {
 		return true, nil, nil
 	}
@@ -31,7 +30,7 @@ func (r *codeExchangeRepo) Claim(ctx context.Context, hash, platform, appID, hol
 		return false, nil, err
 	}
 	// Taken: take over a pending claim whose holder's lease lapsed.
-	n, err := c.CodeExchange.Update().
+	n, err := r.d.client(ctx).CodeExchange.Update().
 		Where(codeexchange.CodeHash(hash), codeexchange.StateEQ(codeexchange.StatePending), codeexchange.LeaseUntilLT(now)).
 		SetHolder(holder).
 		SetLeaseUntil(leaseUntil).
@@ -57,7 +56,7 @@ func (r *codeExchangeRepo) Complete(ctx context.Context, hash, holder, sessionID
 	); err != nil {
 		return mapErr(err)
 	}
-	err := execOne(ctx, r.d.client(ctx), r.d.sql.completeCode, string(codeexchange.StateDone), sessionID, userID, isNewUser, hash, holder)
+	err := execOne(ctx, r.d.conn(ctx), r.d.sql.completeCode, string(codeexchange.StateDone), sessionID, userID, isNewUser, hash, holder)
 	if errors.Is(err, biz.ErrNotFound) { // our lease lapsed and another instance took the code over
 		return biz.ErrConcurrentUpdate
 	}

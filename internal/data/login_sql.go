@@ -8,7 +8,6 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/mpauth/mpauth/internal/biz"
-	"github.com/mpauth/mpauth/internal/data/ent"
 	"github.com/mpauth/mpauth/internal/data/ent/codeexchange"
 	"github.com/mpauth/mpauth/internal/data/ent/identity"
 	"github.com/mpauth/mpauth/internal/data/ent/refreshtoken"
@@ -164,7 +163,7 @@ type fieldCheck struct {
 
 // execOne runs a statement that must change one row: ErrNotFound when none
 // matched (MySQL counts matched rows: see MySQLConnector's ClientFoundRows).
-func execOne(ctx context.Context, c *ent.Client, query string, args ...any) error {
+func execOne(ctx context.Context, c sqlConn, query string, args ...any) error {
 	res, err := c.ExecContext(ctx, query, args...)
 	if err != nil {
 		return mapErr(err)
@@ -175,7 +174,7 @@ func execOne(ctx context.Context, c *ent.Client, query string, args ...any) erro
 
 // queryOne scans the one row query returns into dest: ErrNotFound when
 // there is none.
-func queryOne(ctx context.Context, c *ent.Client, query string, args []any, dest ...any) error {
+func queryOne(ctx context.Context, c sqlConn, query string, args []any, dest ...any) error {
 	rows, err := c.QueryContext(ctx, query, args...)
 	if err != nil {
 		return mapErr(err)

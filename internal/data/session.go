@@ -24,14 +24,14 @@ func (r *sessionRepo) Create(ctx context.Context, s *biz.Session, first biz.Refr
 	); err != nil {
 		return mapErr(err)
 	}
-	c, now := r.d.client(ctx), time.Now()
+	c, now := r.d.conn(ctx), time.Now()
 	if _, err := c.ExecContext(ctx, r.d.sql.createSession, s.ID, s.CreatedAt, now, s.UserID, s.Platform, s.AppID, ""); err != nil {
 		return mapErr(err)
 	}
 	return r.createToken(ctx, c, first)
 }
 
-func (r *sessionRepo) createToken(ctx context.Context, c *ent.Client, t biz.RefreshToken) error {
+func (r *sessionRepo) createToken(ctx context.Context, c sqlConn, t biz.RefreshToken) error {
 	if err := validate(
 		fieldCheck{"refresh_token.token_hash", refreshtoken.TokenHashValidator(t.Hash)},
 		fieldCheck{"refresh_token.session_id", refreshtoken.SessionIDValidator(t.SessionID)},
@@ -174,5 +174,5 @@ func (r *sessionRepo) ListByUser(ctx context.Context, userID string) ([]*biz.Ses
 }
 
 func (r *sessionRepo) AddRefreshToken(ctx context.Context, t biz.RefreshToken) error {
-	return r.createToken(ctx, r.d.client(ctx), t)
+	return r.createToken(ctx, r.d.conn(ctx), t)
 }

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	stdsql "database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -44,6 +45,22 @@ func (d *Data) inTx(ctx context.Context) bool {
 	return ok
 }
 
+// sqlConn runs raw SQL; *ent.Client and *ent.Tx both do.
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (stdsql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*stdsql.Rows, error)
+}
+
+// conn returns what runs raw SQL in ctx's transaction (the transaction
+// itself: tx.Client() builds a client per entity the first time, ten
+// allocations a login need not pay), or outside one.
+func (d *Data) conn(ctx context.Context) sqlConn {
+	if tx, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
+		return tx
+	}
+	return d.db
+}
+
 // client returns the transaction's client when ctx carries one.
 func (d *Data) client(ctx context.Context) *ent.Client {
 	if tx, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
@@ -84,10 +101,11 @@ func updatedOne(n int, err error) error {
 // mapErr turns driver and ent errors into biz's storage-neutral ones, so no
 // raw driver text reaches a client.
 func mapErr(err error) error {
+	if err == nil {
+		return nil // before me, which escapes: a nil costs no allocation
+	}
 	var me *mysql.MySQLError
 	switch {
-	case err == nil:
-		return nil
 	case ent.IsNotFound(err):
 		return biz.ErrNotFound
 	case ent.IsConstraintError(err), sqlgraph.IsConstraintError(err): // the latter: statements of loginSQL
