@@ -121,7 +121,7 @@ func (uc *AuthUsecase) Login(ctx context.Context, platform, appID string, cred p
 	v, err, _ := uc.flight.Do(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedLoginTimeout)
 		defer cancel()
-		return uc.loginOnce(ctx, app, p, cred)
+		return uc.loginOnce(ctx, app, p, cred, key)
 	})
 	if err != nil {
 		return nil, err

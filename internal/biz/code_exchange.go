@@ -49,21 +49,23 @@ const (
 	codeWaitPoll = 25 * time.Millisecond
 )
 
-// codeHash identifies a login code without storing it.
+// codeHash identifies a login code without storing it: SHA-256 of the
+// fields, each ended by a NUL, in hex.
 func codeHash(platform, appID string, c provider.Credentials) string {
-	h := sha256.New()
-	for _, s := range []string{platform, appID, c.Code, c.AnonymousCode} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	var buf [256]byte // the fields of any real code fit; longer ones grow it
+	b := buf[:0]
+	for _, s := range [...]string{platform, appID, c.Code, c.AnonymousCode} {
+		b = append(append(b, s...), 0)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // loginOnce exchanges a code exactly once across retries, concurrent
 // duplicates and instances: the claimant calls the platform and records the
 // login; every duplicate replays that login (same user, same session).
-func (uc *AuthUsecase) loginOnce(ctx context.Context, app provider.App, p provider.Provider, cred provider.Credentials) (*TokenPair, error) {
-	hash := codeHash(app.Platform, app.AppID, cred)
+// hash is the code's codeHash.
+func (uc *AuthUsecase) loginOnce(ctx context.Context, app provider.App, p provider.Provider, cred provider.Credentials, hash string) (*TokenPair, error) {
 	timeout := app.Timeout
 	if timeout <= 0 {
 		timeout = provider.DefaultTimeout

@@ -7,3 +7,6 @@ func SetClock(uc *AuthUsecase, now func() time.Time) { uc.now = now }
 
 // RefreshReuseGrace exposes refreshReuseGrace to biz_test.
 const RefreshReuseGrace = refreshReuseGrace
+
+// CodeHash exposes codeHash to biz_test.
+var CodeHash = codeHash
