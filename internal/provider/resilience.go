@@ -246,9 +246,13 @@ func guard[T any](ctx context.Context, r *Resilience, app App, b *breaker, op st
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, 2*timeout)
-	defer cancel()
+	// Each attempt gets one context, its deadline the earlier of its own
+	// and all attempts' (no context for all of them besides: a login makes
+	// one attempt, and a context costs allocations).
+	deadline := time.Now().Add(2 * timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	var (
 		v   T
 		err error
@@ -263,20 +267,20 @@ func guard[T any](ctx context.Context, r *Resilience, app App, b *breaker, op st
 			return zero, err
 		}
 		start := r.now()
-		actx, acancel := context.WithTimeout(ctx, timeout)
+		actx, acancel := context.WithDeadline(ctx, earlier(time.Now().Add(timeout), deadline))
 		v, err = f(actx)
 		acancel()
 		d := r.now().Sub(start)
 		if b != nil {
-			b.record(outcomeOf(parent, err))
+			b.record(outcomeOf(ctx, err))
 		}
 		r.observe(app.Platform, op, resultOf(err), d)
-		if err == nil || attempt >= r.opts.MaxRetries || !retryable(err) || parent.Err() != nil {
+		if err == nil || attempt >= r.opts.MaxRetries || !retryable(err) || ctx.Err() != nil {
 			return v, err
 		}
 		pause := r.opts.Backoff << attempt
 		pause = pause/2 + rand.N(pause) // ±50%
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= pause {
+		if time.Until(deadline) <= pause {
 			return v, err
 		}
 		t := time.NewTimer(pause)
@@ -287,6 +291,13 @@ func guard[T any](ctx context.Context, r *Resilience, app App, b *breaker, op st
 			return v, err
 		}
 	}
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func retryable(err error) bool {

@@ -750,3 +750,46 @@ func TestLocalBrokerFailuresDoNotOpenTheBreaker(t *testing.T) {
 		t.Errorf("token store failures opened the breaker")
 	}
 }
+
+// deadlineRecorder is a provider whose first answer is a retryable failure
+// at its deadline, and that records every call's deadline.
+type deadlineRecorder struct {
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) Exchange(ctx context.Context, _ provider.Credentials) (*provider.Identity, error) {
+	dl, _ := ctx.Deadline()
+	d.mu.Lock()
+	d.deadlines = append(d.deadlines, dl)
+	first := len(d.deadlines) == 1
+	d.mu.Unlock()
+	if first {
+		<-ctx.Done()
+		return nil, &provider.Error{Kind: provider.ErrUnavailable, Platform: provider.WeChat, Retryable: true}
+	}
+	return &provider.Identity{OpenID: "o1"}, nil
+}
+
+func TestAllAttemptsEndByTwiceTheTimeout(t *testing.T) {
+	rec := &deadlineRecorder{}
+	app := wxApp("http://unused.invalid")
+	app.Timeout = 100 * time.Millisecond
+	p := provider.NewResilience(fast(nil), nil).Wrap(rec, app)
+	if err := login(p); err != nil {
+		t.Fatalf("Exchange = %v, want the retry's success", err)
+	}
+	if len(rec.deadlines) != 2 {
+		t.Fatalf("%d attempts, want 2", len(rec.deadlines))
+	}
+	first, second := rec.deadlines[0], rec.deadlines[1]
+	if first.IsZero() || second.IsZero() {
+		t.Fatalf("an attempt had no deadline: %v", rec.deadlines)
+	}
+	// The retry starts after the first attempt's whole timeout, so a full
+	// timeout of its own would end later than twice the timeout from the
+	// start; it ends by then instead.
+	if gap := second.Sub(first); gap > app.Timeout {
+		t.Errorf("the retry's deadline is %v after the first's, want at most the timeout (%v): all attempts end by twice the timeout", gap, app.Timeout)
+	}
+}
