@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 
 	"github.com/go-kratos/kratos/v2/log"
@@ -64,16 +65,19 @@ func (l *jsonLogger) Log(level log.Level, keyvals ...any) error {
 	}()
 	enc := newEncoder(buf)
 	buf.WriteString(`{"level":`)
-	writeJSON(buf, enc, level.String())
+	writeString(buf, enc, level.String())
 	for i := 0; i < len(keyvals); i += 2 {
-		k := fmt.Sprint(keyvals[i])
+		k, ok := keyvals[i].(string)
+		if !ok {
+			k = fmt.Sprint(keyvals[i])
+		}
 		if s, ok := keyvals[i+1].(string); ok && s == "" && omitEmpty[k] {
 			continue
 		}
 		buf.WriteByte(',')
-		writeJSON(buf, enc, k)
+		writeString(buf, enc, k)
 		buf.WriteByte(':')
-		writeJSON(buf, enc, jsonValue(keyvals[i+1]))
+		writeValue(buf, enc, keyvals[i+1])
 	}
 	buf.WriteString("}\n")
 	l.mu.Lock()
@@ -82,17 +86,45 @@ func (l *jsonLogger) Log(level log.Level, keyvals ...any) error {
 	return err
 }
 
-// jsonValue is what v is logged as: errors and Stringers as their text.
-func jsonValue(v any) any {
+// writeValue appends v as JSON: errors and Stringers as their text. The
+// common kinds are appended directly; the encoder (which costs an
+// allocation a value) takes the rest.
+func writeValue(buf *bytes.Buffer, enc *json.Encoder, v any) {
 	switch x := v.(type) {
-	case nil, string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-		return v
+	case string:
+		writeString(buf, enc, x)
+	case bool:
+		buf.Write(strconv.AppendBool(buf.AvailableBuffer(), x))
+	case int:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
+	case int32:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
+	case int64:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
+	case nil, int8, int16, uint, uint8, uint16, uint32, uint64, float32, float64:
+		writeJSON(buf, enc, v)
 	case error:
-		return x.Error()
+		writeString(buf, enc, x.Error())
 	case fmt.Stringer:
-		return x.String()
+		writeString(buf, enc, x.String())
+	default:
+		writeJSON(buf, enc, v)
 	}
-	return v
+}
+
+// writeString appends s as a JSON string: as it is when encoding/json
+// would not escape any of it (printable ASCII but " and \), else through
+// the encoder.
+func writeString(buf *bytes.Buffer, enc *json.Encoder, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			writeJSON(buf, enc, s)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }
 
 // newEncoder returns the encoder writeJSON appends to buf with: no HTML

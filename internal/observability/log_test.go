@@ -125,3 +125,34 @@ func TestJSONLoggerIsSafeForConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// The JSON logger writes plain strings and integers itself (the encoder
+// costs an allocation a value); its output must stay what encoding/json,
+// without HTML escaping, writes.
+func FuzzJSONLoggerWritesValuesAsEncodingJSON(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\"", `back\slash`, "new\nline", "tab\t", "\x00\x1f", "<html>&", "é", "\u2028", "\xff", "caf\xc3"} {
+		f.Add(s, int64(-42), true)
+	}
+	f.Fuzz(func(t *testing.T, s string, n int64, b bool) {
+		var buf bytes.Buffer
+		if err := observability.NewJSONLogger(&buf).Log(log.LevelInfo, s, s, "int", int(n), "int32", int32(n), "int64", n, "bool", b); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		want.WriteString(`{"level":"INFO"`)
+		for _, kv := range [][2]any{{s, s}, {"int", int(n)}, {"int32", int32(n)}, {"int64", n}, {"bool", b}} {
+			want.WriteByte(',')
+			_ = enc.Encode(kv[0])
+			want.Truncate(want.Len() - 1)
+			want.WriteByte(':')
+			_ = enc.Encode(kv[1])
+			want.Truncate(want.Len() - 1)
+		}
+		want.WriteString("}\n")
+		if buf.String() != want.String() {
+			t.Fatalf("logged %q\nencoding/json %q", buf.String(), want.String())
+		}
+	})
+}
