@@ -38,7 +38,7 @@ func (r *accountRepo) GetUser(ctx context.Context, id string) (*biz.User, error)
 }
 
 func (r *accountRepo) LockUser(ctx context.Context, id string) (*biz.User, error) {
-	query := r.d.sql.findUser.in(ctx, r.d)
+	query := r.d.sql.findUser.in(ctx)
 	var (
 		u          biz.User
 		mergedInto sql.Null[string]
@@ -102,7 +102,7 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 	// In a transaction the row is locked (MySQL): a login and a merge
 	// moving this identity serialize instead of the login recording a
 	// session for the old owner.
-	query := r.d.sql.findIdentity.in(ctx, r.d)
+	query := r.d.sql.findIdentity.in(ctx)
 	// Not the session_key: no caller of FindIdentity needs it, and a login
 	// would decrypt the key it is about to replace.
 	var i biz.Identity
@@ -114,7 +114,7 @@ func (r *accountRepo) FindIdentity(ctx context.Context, platform, appID, openID 
 }
 
 func (r *accountRepo) FindIdentityAndOwner(ctx context.Context, platform, appID, openID string) (*biz.Identity, string, error) {
-	query := r.d.sql.findIdentityAndOwner.in(ctx, r.d)
+	query := r.d.sql.findIdentityAndOwner.in(ctx)
 	var (
 		i          biz.Identity
 		mergedInto sql.Null[string]

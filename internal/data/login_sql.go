@@ -35,8 +35,8 @@ type loginSQL struct {
 type readSQL struct{ plain, locking string }
 
 // in is the form for ctx: locking inside a transaction.
-func (q readSQL) in(ctx context.Context, d *Data) string {
-	if d.inTx(ctx) {
+func (q readSQL) in(ctx context.Context) string {
+	if inTx(ctx) {
 		return q.locking
 	}
 	return q.plain

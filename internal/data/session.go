@@ -53,7 +53,7 @@ func (r *sessionRepo) Get(ctx context.Context, id string) (*biz.Session, error) 
 
 func (r *sessionRepo) GetForTokenCheck(ctx context.Context, id string) (*biz.Session, error) {
 	c := r.d.sessions
-	if c == nil || r.d.inTx(ctx) {
+	if c == nil || inTx(ctx) {
 		return r.Get(ctx, id)
 	}
 	s, epoch := c.get(id)

@@ -24,7 +24,7 @@ func NewTransaction(d *Data) biz.Transaction { return &transaction{d} }
 
 // InTx runs fn in one transaction; repositories called with fn's ctx join it.
 func (t *transaction) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
+	if inTx(ctx) {
 		return fn(ctx) // already in one: join it
 	}
 	// MySQL connections are in READ COMMITTED from the start (readCommitted).
@@ -39,9 +39,15 @@ func (t *transaction) InTx(ctx context.Context, fn func(ctx context.Context) err
 	return mapErr(tx.Commit())
 }
 
+// txOf returns the transaction ctx carries (see Transaction.InTx).
+func txOf(ctx context.Context) (*ent.Tx, bool) {
+	tx, ok := ctx.Value(txKey{}).(*ent.Tx)
+	return tx, ok
+}
+
 // inTx reports whether ctx carries a transaction.
-func (d *Data) inTx(ctx context.Context) bool {
-	_, ok := ctx.Value(txKey{}).(*ent.Tx)
+func inTx(ctx context.Context) bool {
+	_, ok := txOf(ctx)
 	return ok
 }
 
@@ -55,7 +61,7 @@ type sqlConn interface {
 // itself: tx.Client() builds a client per entity the first time, ten
 // allocations a login need not pay), or outside one.
 func (d *Data) conn(ctx context.Context) sqlConn {
-	if tx, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
+	if tx, ok := txOf(ctx); ok {
 		return tx
 	}
 	return d.db
@@ -63,7 +69,7 @@ func (d *Data) conn(ctx context.Context) sqlConn {
 
 // client returns the transaction's client when ctx carries one.
 func (d *Data) client(ctx context.Context) *ent.Client {
-	if tx, ok := ctx.Value(txKey{}).(*ent.Tx); ok {
+	if tx, ok := txOf(ctx); ok {
 		return tx.Client()
 	}
 	return d.db
@@ -72,7 +78,7 @@ func (d *Data) client(ctx context.Context) *ent.Client {
 // AfterCommit runs fn once the transaction ctx carries (see
 // Transaction.InTx) commits, never if it rolls back; without one, at once.
 func AfterCommit(ctx context.Context, fn func()) {
-	tx, ok := ctx.Value(txKey{}).(*ent.Tx)
+	tx, ok := txOf(ctx)
 	if !ok {
 		fn()
 		return
