@@ -101,8 +101,6 @@ func writeValue(buf *bytes.Buffer, enc *json.Encoder, v any) {
 		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
 	case int64:
 		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
-	case nil, int8, int16, uint, uint8, uint16, uint32, uint64, float32, float64:
-		writeJSON(buf, enc, v)
 	case error:
 		writeString(buf, enc, x.Error())
 	case fmt.Stringer:
