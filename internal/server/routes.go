@@ -97,9 +97,9 @@ func muxPath(template string) string {
 // RegisterHTTP serves every google.api.http rule of a gRPC service on srv,
 // derived from the proto descriptors, so the protos stay the one source of
 // truth. Each route binds the request like kratos's generated HTTP code
-// (the body; the query string unless the body is "*"; path variables), sets the operation to the gRPC full method
-// name, and runs the server's middleware chain before the same method the
-// gRPC server calls.
+// (the body; the query string unless the body is "*"; path variables),
+// sets the operation to the gRPC full method name, and runs the server's
+// middleware chain before the same method the gRPC server calls.
 func RegisterHTTP(srv *http.Server, desc *grpc.ServiceDesc, impl any) error {
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(desc.ServiceName))
 	if err != nil {
