@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -10,10 +9,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // The scenarios run on each database: the login sweep (mpauth and the
@@ -379,33 +380,29 @@ func (b *bench) memStats(ctx context.Context, p *proc) (memStats, error) {
 		return memStats{}, fmt.Errorf("%s /metrics: %w", p.name, err)
 	}
 	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return memStats{}, fmt.Errorf("%s /metrics (status %d): %w", p.name, resp.StatusCode, err)
+	}
+	counter := func(name string) (float64, error) {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			return 0, fmt.Errorf("%s /metrics (status %d): no %s", p.name, resp.StatusCode, name)
+		}
+		m := f.GetMetric()[0]
+		// The Go collector exports these as counters, or untyped in older releases.
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue(), nil
+		}
+		return m.GetUntyped().GetValue(), nil
+	}
 	var m memStats
-	found := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		var dst *float64
-		switch name {
-		case "go_memstats_mallocs_total":
-			dst = &m.mallocs
-		case "go_memstats_alloc_bytes_total":
-			dst = &m.bytes
-		default:
-			continue
-		}
-		if *dst, err = strconv.ParseFloat(value, 64); err != nil {
-			return memStats{}, fmt.Errorf("%s /metrics: %s: %w", p.name, name, err)
-		}
-		found++
+	if m.mallocs, err = counter("go_memstats_mallocs_total"); err != nil {
+		return memStats{}, err
 	}
-	if err := sc.Err(); err != nil {
-		return memStats{}, fmt.Errorf("%s /metrics: %w", p.name, err)
-	}
-	if found != 2 {
-		return memStats{}, fmt.Errorf("%s /metrics: no go_memstats_mallocs_total and go_memstats_alloc_bytes_total (status %d)", p.name, resp.StatusCode)
+	if m.bytes, err = counter("go_memstats_alloc_bytes_total"); err != nil {
+		return memStats{}, err
 	}
 	return m, nil
 }
