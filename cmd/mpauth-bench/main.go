@@ -211,6 +211,9 @@ func (b *bench) setup(ctx context.Context) error {
 		b.opts.version = gitVersion(b.root)
 	}
 	b.report = newReport(b.opts)
+	// Before the build, so that the load it causes does not count as the
+	// machine's.
+	b.report.Machine = machine()
 	fmt.Fprintf(b.log, "building mpauth %s ...\n", b.opts.version)
 	t := time.Now()
 	if b.mpauthBin, err = buildMpauth(ctx, b.root, b.dir, b.opts.version, b.opts.profileDir != ""); err != nil {
@@ -263,7 +266,6 @@ func gitVersion(root string) string {
 // run is the whole benchmark.
 func (b *bench) run(ctx context.Context) error {
 	started := time.Now()
-	b.report.Machine = machine()
 	if err := b.runCeilingHello(ctx); err != nil {
 		return err
 	}

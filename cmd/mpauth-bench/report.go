@@ -40,7 +40,8 @@ type Machine struct {
 	OS         string `json:"os"`
 	Kernel     string `json:"kernel,omitempty"`
 	// Load averages (1, 5, 15 min) when the run started and ended: the
-	// machine may be shared.
+	// machine may be shared. The start is read before the tool builds
+	// mpauth (make bench's go run compiles the tool itself just before).
 	LoadAtStart string `json:"load_at_start,omitempty"`
 	LoadAtEnd   string `json:"load_at_end,omitempty"`
 	// CPUPressureAtStart is the share of the last minute before the run in
