@@ -22,7 +22,6 @@ const maxRequestBody = 64 << 10
 // protos' google.api.http rules) and the JWKS.
 func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, tokens *token.Manager, svcs *Services, prot *Protection, tel *observability.Telemetry, ready Readiness, logger log.Logger) (*http.Server, error) {
 	opts := []http.ServerOption{
-		http.Middleware(middlewares(auth, keys, prot, tel, logger)...),
 		http.Filter(limitBody),
 		http.ErrorEncoder(encodeError),
 	}
@@ -33,7 +32,8 @@ func NewHTTPServer(c *conf.Server, auth *biz.AuthUsecase, keys *biz.APIKeys, tok
 		opts = append(opts, http.Timeout(t.AsDuration()))
 	}
 	srv := http.NewServer(opts...)
-	if err := svcs.register(func(desc *grpc.ServiceDesc, impl any) error { return RegisterHTTP(srv, desc, impl) }); err != nil {
+	ms := middlewares(auth, keys, prot, tel, logger)
+	if err := svcs.register(func(desc *grpc.ServiceDesc, impl any) error { return RegisterHTTP(srv, desc, impl, ms...) }); err != nil {
 		return nil, err
 	}
 	registerOps(srv, tel, ready, logger) // /metrics, /healthz, /readyz (ops.go)

@@ -7,7 +7,6 @@ import (
 	"unicode"
 
 	"github.com/go-kratos/kratos/v2/middleware"
-	"github.com/go-kratos/kratos/v2/middleware/selector"
 	"github.com/go-kratos/kratos/v2/transport"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -45,7 +44,7 @@ func scopeOf(op string) string {
 // service's scope (admin and backend APIs), and puts the caller in the
 // context.
 func authenticate(auth *biz.AuthUsecase, keys *biz.APIKeys) middleware.Middleware {
-	return selector.Server(func(next middleware.Handler) middleware.Handler {
+	return onOperations(func(op string) bool { return !publicOperations[op] }, func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			tr, ok := transport.FromServerContext(ctx)
 			if !ok {
@@ -68,7 +67,24 @@ func authenticate(auth *biz.AuthUsecase, keys *biz.APIKeys) middleware.Middlewar
 			}
 			return next(biz.NewPrincipalContext(ctx, p), req)
 		}
-	}).Match(func(_ context.Context, op string) bool { return !publicOperations[op] }).Build()
+	})
+}
+
+// onOperations runs m on the operations match accepts, and on a call with no
+// server transport, which has no operation to judge. It is kratos's
+// selector, except that m wraps next once, not on every call (the selector
+// chains its middlewares anew for each matching request), and that the
+// selector skips m when there is no transport.
+func onOperations(match func(op string) bool, m middleware.Middleware) middleware.Middleware {
+	return func(next middleware.Handler) middleware.Handler {
+		selected := m(next)
+		return func(ctx context.Context, req any) (any, error) {
+			if tr, ok := transport.FromServerContext(ctx); ok && !match(tr.Operation()) {
+				return next(ctx, req)
+			}
+			return selected(ctx, req)
+		}
+	}
 }
 
 func bearer(h string) (string, bool) {

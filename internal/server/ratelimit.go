@@ -12,7 +12,6 @@ import (
 	"github.com/go-kratos/aegis/ratelimit/bbr"
 	"github.com/go-kratos/kratos/v2/middleware"
 	kratelimit "github.com/go-kratos/kratos/v2/middleware/ratelimit"
-	"github.com/go-kratos/kratos/v2/middleware/selector"
 	"github.com/go-kratos/kratos/v2/transport"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 	"google.golang.org/grpc/peer"
@@ -102,7 +101,7 @@ var loginOperations = map[string]bool{
 
 // loginPerIP limits Login and Refresh per client address.
 func loginPerIP(p *Protection) middleware.Middleware {
-	return selector.Server(func(next middleware.Handler) middleware.Handler {
+	return onOperations(func(op string) bool { return loginOperations[op] }, func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			if ip, ok := clientIP(ctx, p.TrustedProxies); ok {
 				if ok, after := p.LoginPerIP.Allow(ctx, limitKey(ip)); !ok {
@@ -111,7 +110,7 @@ func loginPerIP(p *Protection) middleware.Middleware {
 			}
 			return next(ctx, req)
 		}
-	}).Match(func(_ context.Context, op string) bool { return loginOperations[op] }).Build()
+	})
 }
 
 // protection returns the protection middlewares in p.

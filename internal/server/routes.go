@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-kratos/kratos/v2/encoding"
 	"github.com/go-kratos/kratos/v2/encoding/json"
+	"github.com/go-kratos/kratos/v2/middleware"
 	"github.com/go-kratos/kratos/v2/transport/http"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
@@ -98,9 +99,9 @@ func muxPath(template string) string {
 // derived from the proto descriptors, so the protos stay the one source of
 // truth. Each route binds the request like kratos's generated HTTP code
 // (the body; the query string unless the body is "*"; path variables),
-// sets the operation to the gRPC full method name, and runs the server's
-// middleware chain before the same method the gRPC server calls.
-func RegisterHTTP(srv *http.Server, desc *grpc.ServiceDesc, impl any) error {
+// sets the operation to the gRPC full method name, and runs the middleware
+// chain ms before the same method the gRPC server calls.
+func RegisterHTTP(srv *http.Server, desc *grpc.ServiceDesc, impl any, ms ...middleware.Middleware) error {
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(desc.ServiceName))
 	if err != nil {
 		return fmt.Errorf("service %s: no proto descriptor: %w", desc.ServiceName, err)
@@ -119,16 +120,30 @@ func RegisterHTTP(srv *http.Server, desc *grpc.ServiceDesc, impl any) error {
 		if !ok {
 			return fmt.Errorf("%s: no unary gRPC handler for %s", desc.ServiceName, rt.Operation)
 		}
-		r.Handle(rt.Method, muxPath(rt.Path), httpHandler(rt, h, impl))
+		r.Handle(rt.Method, muxPath(rt.Path), httpHandler(rt, h, impl, ms))
 	}
 	return nil
 }
 
-func httpHandler(rt Route, h grpc.MethodHandler, impl any) http.HandlerFunc {
+// unaryNextKey carries, through a route's middleware chain, the handler the
+// generated gRPC code passes its interceptor for this one request.
+type unaryNextKey struct{}
+
+func callNext(ctx context.Context, req any) (any, error) {
+	return ctx.Value(unaryNextKey{}).(grpc.UnaryHandler)(ctx, req)
+}
+
+func httpHandler(rt Route, h grpc.MethodHandler, impl any, ms []middleware.Middleware) http.HandlerFunc {
 	// As google.api.http says (and kratos's generated code does): with body
 	// "*" every field comes from the body, so the query string binds nothing.
 	bindQuery := rt.Body != "*"
 	hasVars := strings.Contains(rt.Path, "{")
+	// The chain is built once per route. kratos's Context.Middleware builds
+	// it on every request: a matcher lookup and a closure per middleware.
+	chain := middleware.Chain(ms...)(callNext)
+	runMiddleware := func(c context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		return chain(context.WithValue(c, unaryNextKey{}, next), req)
+	}
 	return func(ctx http.Context) error {
 		http.SetOperation(ctx, rt.Operation)
 		bind := func(in any) error {
@@ -154,9 +169,6 @@ func httpHandler(rt Route, h grpc.MethodHandler, impl any) http.HandlerFunc {
 				}
 			}
 			return nil
-		}
-		runMiddleware := func(c context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-			return ctx.Middleware(func(c context.Context, req any) (any, error) { return next(c, req) })(c, req)
 		}
 		out, err := h(impl, ctx, bind, runMiddleware)
 		if err != nil {
