@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-kratos/kratos/v2/log"
 	"github.com/go-kratos/kratos/v2/middleware"
 	khttp "github.com/go-kratos/kratos/v2/transport/http"
 
 	v1 "github.com/mpauth/mpauth/api/mpauth/v1"
+	"github.com/mpauth/mpauth/internal/ratelimit"
 )
 
 type trailKey struct{}
@@ -90,21 +92,31 @@ func TestRoutesRunTheMiddlewareChainBuiltOnce(t *testing.T) {
 }
 
 // BenchmarkLoginRoute serves POST /v1/auth/login through the server's
-// middleware chain (without telemetry, protection or a database) to count
-// what the route itself costs per request.
+// middleware chain (without telemetry or a database, with and without the
+// per-address limit) to count what the route itself costs per request.
 func BenchmarkLoginRoute(b *testing.B) {
-	srv := khttp.NewServer()
-	ms := middlewares(nil, nil, nil, nil, log.NewStdLogger(io.Discard))
-	if err := RegisterHTTP(srv, &v1.AuthService_ServiceDesc, echoLogin{}, ms...); err != nil {
-		b.Fatal(err)
-	}
-	body := []byte(`{"platform":"wechat","app_id":"wx1","code":"c0"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest("POST", "/v1/auth/login", bytes.NewReader(body)))
-		if w.Code != 200 {
-			b.Fatalf("%d %s", w.Code, w.Body)
-		}
+	logger := log.NewStdLogger(io.Discard)
+	for _, bc := range []struct {
+		name string
+		prot *Protection
+	}{
+		{"no limits", nil},
+		{"per-address limit", &Protection{LoginPerIP: ratelimit.New(ratelimit.NewMemory(1000), "ip", 1<<30, time.Minute, logger)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := khttp.NewServer()
+			if err := RegisterHTTP(srv, &v1.AuthService_ServiceDesc, echoLogin{}, middlewares(nil, nil, bc.prot, nil, logger)...); err != nil {
+				b.Fatal(err)
+			}
+			body := []byte(`{"platform":"wechat","app_id":"wx1","code":"c0"}`)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, httptest.NewRequest("POST", "/v1/auth/login", bytes.NewReader(body)))
+				if w.Code != 200 {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
