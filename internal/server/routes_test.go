@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -65,8 +66,9 @@ func TestRoutesRunTheMiddlewareChainBuiltOnce(t *testing.T) {
 
 	const calls = 3
 	for i := 0; i < calls; i++ {
+		code := fmt.Sprintf("c%d", i)
 		resp, err := api.Client().Post(api.URL+"/v1/auth/login", "application/json",
-			strings.NewReader(`{"platform":"wechat","app_id":"wx1","code":"c`+string(rune('0'+i))+`"}`))
+			strings.NewReader(`{"platform":"wechat","app_id":"wx1","code":"`+code+`"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +81,7 @@ func TestRoutesRunTheMiddlewareChainBuiltOnce(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("call %d: %d %v", i, resp.StatusCode, err)
 		}
-		if out.UserID != "ab" || out.AccessToken != "c"+string(rune('0'+i)) {
+		if out.UserID != "ab" || out.AccessToken != code {
 			t.Fatalf("call %d: trail %q, code %q; want the chain in order (ab) and the request's code", i, out.UserID, out.AccessToken)
 		}
 	}
