@@ -16,6 +16,7 @@ import (
 type lockedBuffer struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
+	writes  int
 	gate    chan struct{} // closed: writes go through
 	entered chan struct{} // a write has begun (and may be held up)
 }
@@ -36,6 +37,7 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	<-b.gate
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.writes++
 	return b.buf.Write(p)
 }
 
@@ -45,9 +47,29 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// written is what reached the buffer, and in how many writes.
+func (b *lockedBuffer) written() (string, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String(), b.writes
+}
+
+// waitFor polls until the buffer holds want, failing after 10 s.
+func (b *lockedBuffer) waitFor(t *testing.T, want string) int {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if got, writes := b.written(); got == want {
+			return writes
+		}
+	}
+	got, _ := b.written()
+	t.Fatalf("output %q, want %q", got, want)
+	return 0
+}
+
 func TestAsyncWriterKeepsEveryLineInOrder(t *testing.T) {
 	out := newLockedBuffer(true)
-	w := observability.NewAsyncWriter(out, 512) // small: writers often wait for room
+	w := observability.NewAsyncWriter(out, 512, time.Millisecond) // small: writers often wait for room
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -82,7 +104,7 @@ func TestAsyncWriterKeepsEveryLineInOrder(t *testing.T) {
 
 func TestAsyncWriterDoesNotWaitForAStalledOutputUntilFull(t *testing.T) {
 	out := newLockedBuffer(false) // stalled
-	w := observability.NewAsyncWriter(out, 100)
+	w := observability.NewAsyncWriter(out, 100, 0)
 	line := []byte(strings.Repeat("x", 39) + "\n")
 	// The goroutine takes the first line and stalls writing it; two more
 	// lines (80 bytes) wait without blocking their writers.
@@ -113,5 +135,60 @@ func TestAsyncWriterDoesNotWaitForAStalledOutputUntilFull(t *testing.T) {
 	}
 	if got := out.String(); got != strings.Repeat(string(line), 4) {
 		t.Fatalf("output %q, want the four lines", got)
+	}
+}
+
+func TestAsyncWriterWritesTheLinesOfOneLingerInOneWrite(t *testing.T) {
+	tests := []struct {
+		name   string
+		linger time.Duration
+		lines  []string
+		flush  func(w *observability.AsyncWriter) // makes the lines reach the output
+	}{
+		{
+			name: "after the linger", linger: 200 * time.Millisecond,
+			lines: []string{"a\n", "b\n", "c\n"},
+			flush: func(*observability.AsyncWriter) {},
+		},
+		{
+			name: "on close", linger: time.Hour,
+			lines: []string{"a\n", "b\n", "c\n"},
+			flush: func(w *observability.AsyncWriter) { _ = w.Close() },
+		},
+		{
+			name: "when half of max waits", linger: time.Hour,
+			lines: []string{strings.Repeat("x", 29) + "\n", strings.Repeat("y", 29) + "\n"}, // 60 of max 100
+			flush: func(*observability.AsyncWriter) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := newLockedBuffer(true)
+			w := observability.NewAsyncWriter(out, 100, tt.linger)
+			defer w.Close()
+			for _, l := range tt.lines {
+				if _, err := w.Write([]byte(l)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tt.flush(w)
+			if writes := out.waitFor(t, strings.Join(tt.lines, "")); writes != 1 {
+				t.Fatalf("%d writes, want the lines in one", writes)
+			}
+		})
+	}
+}
+
+func TestAsyncWriterHoldsLinesForTheLinger(t *testing.T) {
+	out := newLockedBuffer(true)
+	w := observability.NewAsyncWriter(out, 100, time.Hour)
+	defer w.Close()
+	if _, err := w.Write([]byte("held\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Woken for every line, the goroutine wrote it within microseconds.
+	time.Sleep(50 * time.Millisecond)
+	if got, _ := out.written(); got != "" {
+		t.Fatalf("output %q before the linger ended", got)
 	}
 }
