@@ -302,7 +302,8 @@ func TestFindIdentityAndOwnerReadsBothInOneStatementAndLocksTheOwner(t *testing.
 		if err != nil {
 			t.Fatalf("FindIdentityAndOwner: %v", err)
 		}
-		if ident.ID != created.ID || ident.UserID != "u_owner" || ident.UnionID != "un-owned" || !ident.LastLoginAt.Equal(at(0)) || ident.SessionKey != "" {
+		if ident.ID != created.ID || ident.UserID != "u_owner" || ident.Platform != "wechat" || ident.AppID != "wx-a" || ident.OpenID != "o-owned" ||
+			ident.UnionScope != "scope-a" || ident.UnionID != "un-owned" || ident.CreatedAt.IsZero() || !ident.LastLoginAt.Equal(at(0)) || ident.SessionKey != "" {
 			t.Errorf("identity = %+v, want the created one without its session_key", ident)
 		}
 		if mergedInto != "" {
