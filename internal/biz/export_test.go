@@ -10,3 +10,6 @@ const RefreshReuseGrace = refreshReuseGrace
 
 // CodeHash exposes codeHash to biz_test.
 var CodeHash = codeHash
+
+// TimeOrderedID exposes timeOrderedID to biz_test.
+var TimeOrderedID = timeOrderedID
