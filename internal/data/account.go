@@ -120,13 +120,9 @@ func (r *accountRepo) FindIdentityAndOwner(ctx context.Context, platform, appID,
 		mergedInto sql.Null[string]
 	)
 	if err := queryOne(ctx, r.d.conn(ctx), query, []any{platform, appID, openID},
-		&i.ID, &i.CreatedAt, &i.UnionScope, &i.UnionID, &i.LastLoginAt, &i.UserID, &mergedInto); err != nil {
+		&i.ID, &i.CreatedAt, &i.Platform, &i.AppID, &i.OpenID, &i.UnionScope, &i.UnionID, &i.LastLoginAt, &i.UserID, &mergedInto); err != nil {
 		return nil, "", err
 	}
-	// The key's columns are not read back: the row matched them exactly
-	// (binary collation), and each column costs the driver a definition and
-	// a value to parse on every returning login.
-	i.Platform, i.AppID, i.OpenID = platform, appID, openID
 	return &i, mergedInto.V, nil
 }
 

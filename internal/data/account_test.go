@@ -360,3 +360,23 @@ func TestFindIdentityAndOwnerReadsBothInOneStatementAndLocksTheOwner(t *testing.
 		}
 	})
 }
+
+// MySQL's _bin collations ignore trailing spaces, so an openid with one
+// finds the identity stored without it; the identity returned must be the
+// stored one, whose key its session_key's seal is bound to.
+func TestFindIdentityAndOwnerReturnsTheKeyAsStored(t *testing.T) {
+	eachDriver(t, func(t *testing.T, d *data.Data) {
+		ctx := context.Background()
+		repo := data.NewAccountRepo(d)
+		mustUser(t, repo, "u_owner")
+		mustIdentity(t, repo, &biz.Identity{UserID: "u_owner", Platform: "wechat", AppID: "wx-a", OpenID: "o-stored", SessionKey: "sk-1", LastLoginAt: at(0)})
+		ident, _, err := repo.FindIdentityAndOwner(ctx, "wechat", "wx-a", "o-stored ")
+		switch {
+		case errors.Is(err, biz.ErrNotFound) && d.Dialect() != "mysql": // SQLite compares exactly
+		case err != nil:
+			t.Fatalf("FindIdentityAndOwner: %v", err)
+		case ident.OpenID != "o-stored":
+			t.Fatalf("openid %q, want the stored %q", ident.OpenID, "o-stored")
+		}
+	})
+}

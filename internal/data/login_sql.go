@@ -70,14 +70,13 @@ func newLoginSQL(dialect string) loginSQL {
 		i, u := b.Table(identity.Table), b.Table(user.Table).As("owner")
 		cols := make([]string, 0, len(identityCols)+1)
 		for _, c := range identityCols {
-			if c == identity.FieldPlatform || c == identity.FieldAppID || c == identity.FieldOpenid {
-				continue // the key: the caller has it (FindIdentityAndOwner)
-			}
 			cols = append(cols, i.C(c))
 		}
-		// Of the identity not its key, of the user only its alias: every
-		// column costs the MySQL driver a column definition to parse, rows
-		// or not.
+		// Of the user only its alias: every column costs the MySQL driver a
+		// column definition to parse, rows or not. The identity's key is
+		// read back, not taken from the arguments: MySQL's _bin collations
+		// ignore trailing spaces, and the session_key's seal is bound to the
+		// key as stored.
 		cols = append(cols, u.C(user.FieldMergedInto))
 		return b.Select(cols...).From(i).Join(u).On(i.C(identity.FieldUserID), u.C(user.FieldID)).Where(entsql.And(
 			entsql.EQ(i.C(identity.FieldPlatform), 0), entsql.EQ(i.C(identity.FieldAppID), 1), entsql.EQ(i.C(identity.FieldOpenid), 2)))
