@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"time"
 )
@@ -32,10 +33,7 @@ func randomID(prefix string) string {
 // identities 0.85 of their rate at 10k with random user ids, 0.96 ordered).
 func timeOrderedID(prefix string, at time.Time) string {
 	var b [16]byte
-	ms := uint64(at.UnixMilli())
-	for i := range 6 {
-		b[i] = byte(ms >> (8 * (5 - i)))
-	}
+	binary.BigEndian.PutUint64(b[:8], uint64(at.UnixMilli())<<16) // the top 48 bits: b[:6]
 	_, _ = rand.Read(b[6:])
 	return prefix + sortableBase32.EncodeToString(b[:])
 }
