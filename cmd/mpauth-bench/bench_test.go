@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,6 +189,39 @@ func TestPairAlternatesAndAddsUpEachSide(t *testing.T) {
 	if a.Seconds < 0.2 || a.PerSecond <= 0 {
 		t.Errorf("side a measured %.3fs at %.0f/s: the slices must add up", a.Seconds, a.PerSecond)
 	}
+	if len(a.SlicePerSecond) != 4 || len(b.SlicePerSecond) != 4 {
+		t.Fatalf("slice rates %v, %v: want one per round", a.SlicePerSecond, b.SlicePerSecond)
+	}
+	for i, r := range a.SlicePerSecond {
+		if r <= 0 || b.SlicePerSecond[i] != 0 {
+			t.Errorf("round %d: a %.0f/s, b %.0f/s; want a's successes only", i, r, b.SlicePerSecond[i])
+		}
+	}
+}
+
+func TestRoundRatiosPairTheSlicesOfEachRound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b []float64
+		want []float64
+	}{
+		{"round by round", []float64{90, 80, 100}, []float64{100, 100, 100}, []float64{0.9, 0.8, 1}},
+		{"a side with no rounds", nil, []float64{100, 100}, nil},
+		{"a round the minimal answered nothing", []float64{50, 50}, []float64{100, 0}, []float64{0.5, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := roundRatios(Result{SlicePerSecond: tc.a}, Result{SlicePerSecond: tc.b})
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := spread([]float64{0.93, 0.81, 0.88}); got != "0.81–0.93" {
+		t.Errorf("spread %q, want 0.81–0.93", got)
+	}
+	if got := spread([]float64{0.9}); got != "–" {
+		t.Errorf("spread of one round %q, want –", got)
+	}
 }
 
 func TestFailureNamesTheReason(t *testing.T) {
@@ -347,13 +381,15 @@ func TestTargetsAreJudgedOnMySQLWhenMeasured(t *testing.T) {
 		{Driver: "mysql",
 			Login: []LoginRow{
 				{Users: "new", Concurrency: 1, Mpauth: res(300, 4, 0), Ratio: 0.9},
-				{Users: "new", Concurrency: 8, Mpauth: res(800, 12, 1), Ratio: 0.8},
+				{Users: "new", Concurrency: 8, Mpauth: res(800, 12, 1), Ratio: 0.8, RoundRatios: []float64{0.84, 0.76, 0.8, 0.81}},
 			},
 			HalfCapacity:       []PacedRow{{Users: "new", Result: res(400, 20, 0)}},
 			Introspection:      &Result{PerSecond: 5000},
 			IntrospectionRatio: 0.5,
-			Growth: &Growth{Points: []GrowthPoint{{Identities: 10000}, {Identities: 1000000}},
-				ReturningRatio: 0.9, NewRatio: 0.86},
+			Growth: &Growth{Points: []GrowthPoint{
+				{Identities: 10000, Returning: Result{SlicePerSecond: []float64{100, 100}}, New: Result{SlicePerSecond: []float64{100, 100}}},
+				{Identities: 1000000, Returning: Result{SlicePerSecond: []float64{95, 85}}, New: Result{SlicePerSecond: []float64{86, 86}}},
+			}, ReturningRatio: 0.9, NewRatio: 0.86},
 		},
 		{Driver: "mysql", Skipped: "MySQL part skipped: nope"},
 	}
@@ -374,11 +410,18 @@ func TestTargetsAreJudgedOnMySQLWhenMeasured(t *testing.T) {
 		if !ok || tg.Driver != "mysql" || tg.Met != met {
 			t.Errorf("target %+v: want driver mysql, met %v (known: %v)", tg, met, ok)
 		}
+		if strings.HasPrefix(tg.Name, "login ÷") && !strings.Contains(tg.Detail, "the lowest (new, 8 conn) by round 0.76–0.84") {
+			t.Errorf("login ratio detail %q: want the lowest row's rounds", tg.Detail)
+		}
+		if strings.HasPrefix(tg.Name, "login at 1M") && !strings.Contains(tg.Detail, "by round returning 0.85–0.95, new 0.86–0.86") {
+			t.Errorf("growth detail %q: want the rounds", tg.Detail)
+		}
 	}
 	var out strings.Builder
 	r.print(&out)
-	if !strings.Contains(out.String(), "NOT MET") || !strings.Contains(out.String(), "MySQL part skipped: nope") {
-		t.Errorf("table lacks the verdicts or the skip line:\n%s", out.String())
+	if !strings.Contains(out.String(), "NOT MET") || !strings.Contains(out.String(), "MySQL part skipped: nope") ||
+		!strings.Contains(out.String(), "0.76–0.84") {
+		t.Errorf("table lacks the verdicts, the skip line or the ratios by round:\n%s", out.String())
 	}
 }
 

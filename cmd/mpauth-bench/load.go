@@ -48,8 +48,10 @@ type Result struct {
 	P95ms        float64        `json:"p95_ms"`
 	P99ms        float64        `json:"p99_ms"`
 	MaxMs        float64        `json:"max_ms"`
-	// Rounds is how many alternating slices the figures add up (see pair).
-	Rounds int `json:"rounds,omitempty"`
+	// Rounds is how many alternating slices the figures add up (see pair),
+	// and SlicePerSecond each slice's rate, in the order they ran.
+	Rounds         int       `json:"rounds,omitempty"`
+	SlicePerSecond []float64 `json:"slice_per_second,omitempty"`
 
 	lats []time.Duration // successful requests' latencies
 }
@@ -148,6 +150,9 @@ func merge(rs ...Result) Result {
 	}
 	m := Result{Concurrency: rs[0].Concurrency, PacedRate: rs[0].PacedRate, Rounds: len(rs)}
 	for _, r := range rs {
+		if len(rs) > 1 {
+			m.SlicePerSecond = append(m.SlicePerSecond, r.PerSecond)
+		}
 		m.Requests += r.Requests
 		m.Errors += r.Errors
 		m.Seconds += r.Seconds
@@ -190,6 +195,21 @@ func pair(ctx context.Context, p phase, rounds int, a, b op) (Result, Result) {
 		}
 	}
 	return merge(as...), merge(bs...)
+}
+
+// roundRatios is a's rate over b's in each round of pair(…, a, b): the two
+// slices of a round ran back to back, so how far the rounds differ shows
+// how much the machine moved the ratio in this run.
+func roundRatios(a, b Result) []float64 {
+	n := min(len(a.SlicePerSecond), len(b.SlicePerSecond))
+	if n == 0 {
+		return nil
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = ratio(a.SlicePerSecond[i], b.SlicePerSecond[i])
+	}
+	return out
 }
 
 // pairSlices is how pair cuts p: the slices, the first one (with the whole

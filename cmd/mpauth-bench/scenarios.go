@@ -217,6 +217,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 			b.progress(fmt.Sprintf("%s login %s c=%d mpauth", dr.Driver, users, c), row.Mpauth)
 			b.progress(fmt.Sprintf("%s login %s c=%d minimal", dr.Driver, users, c), row.Minimal)
 			row.Ratio = ratio(row.Mpauth.PerSecond, row.Minimal.PerSecond)
+			row.RoundRatios = roundRatios(row.Mpauth, row.Minimal)
 			dr.Login = append(dr.Login, row)
 		}
 	}
