@@ -85,6 +85,12 @@ type PerLoginRow struct {
 	MinimalRedoBytes  float64 `json:"minimal_redo_bytes,omitempty"`
 	MpauthCPUms       float64 `json:"mpauth_cpu_ms,omitempty"`
 	MinimalCPUms      float64 `json:"minimal_cpu_ms,omitempty"`
+	MpauthReads       float64 `json:"mpauth_read_syscalls,omitempty"`
+	MinimalReads      float64 `json:"minimal_read_syscalls,omitempty"`
+	MpauthWrites      float64 `json:"mpauth_write_syscalls,omitempty"`
+	MinimalWrites     float64 `json:"minimal_write_syscalls,omitempty"`
+	MpauthSwitches    float64 `json:"mpauth_context_switches,omitempty"`
+	MinimalSwitches   float64 `json:"minimal_context_switches,omitempty"`
 	MpauthAllocs      float64 `json:"mpauth_allocs"`
 	MinimalAllocs     float64 `json:"minimal_allocs"`
 	MpauthAllocBytes  float64 `json:"mpauth_alloc_bytes"`
@@ -398,12 +404,13 @@ func (r *Report) print(out io.Writer) {
 	}
 	w.Flush()
 
-	fmt.Fprintln(out, "\nPER LOGIN — 500 sequential logins: statements the database received, InnoDB redo written, CPU time and heap allocations of the serving process")
-	fmt.Fprintln(w, "db\tusers\tmpauth stmts\tminimal stmts\tmpauth redo B\tminimal redo B\tmpauth CPU ms\tminimal CPU ms\tCPU mpauth÷min\tmpauth allocs (B)\tminimal allocs (B)\t")
+	fmt.Fprintln(out, "\nPER LOGIN — 500 sequential logins: statements the database received, InnoDB redo written, CPU time, read / write syscalls, context switches and heap allocations of the serving process")
+	fmt.Fprintln(w, "db\tusers\tmpauth stmts\tminimal stmts\tmpauth redo B\tminimal redo B\tmpauth CPU ms\tminimal CPU ms\tCPU mpauth÷min\tmpauth r/w\tminimal r/w\tmpauth switches\tminimal switches\tmpauth allocs (B)\tminimal allocs (B)\t")
 	for _, d := range r.Drivers {
 		for _, p := range d.PerLogin {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.0f (%.0f)\t%.0f (%.0f)\t\n", d.Driver, p.Users, stmts(p.MpauthStatements), stmts(p.MinimalStatements),
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.1f / %.1f\t%.1f / %.1f\t%.1f\t%.1f\t%.0f (%.0f)\t%.0f (%.0f)\t\n", d.Driver, p.Users, stmts(p.MpauthStatements), stmts(p.MinimalStatements),
 				bytesOrDash(p.MpauthRedoBytes), bytesOrDash(p.MinimalRedoBytes), p.MpauthCPUms, p.MinimalCPUms, ratio(p.MpauthCPUms, p.MinimalCPUms),
+				p.MpauthReads, p.MpauthWrites, p.MinimalReads, p.MinimalWrites, p.MpauthSwitches, p.MinimalSwitches,
 				p.MpauthAllocs, p.MpauthAllocBytes, p.MinimalAllocs, p.MinimalAllocBytes)
 		}
 	}

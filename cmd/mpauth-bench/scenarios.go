@@ -192,9 +192,10 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 		}
 		row := PerLoginRow{Users: users, MpauthStatements: a.statements, MinimalStatements: m.statements,
 			MpauthRedoBytes: a.redoBytes, MinimalRedoBytes: m.redoBytes, MpauthCPUms: a.cpuMs, MinimalCPUms: m.cpuMs,
+			MpauthSwitches: a.switches, MinimalSwitches: m.switches, MpauthReads: a.reads, MinimalReads: m.reads, MpauthWrites: a.writes, MinimalWrites: m.writes,
 			MpauthAllocs: a.allocs, MinimalAllocs: m.allocs, MpauthAllocBytes: a.allocBytes, MinimalAllocBytes: m.allocBytes}
-		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; redo mpauth %.0f B, minimal %.0f B; server CPU mpauth %.3f ms, minimal %.3f ms; allocations mpauth %.0f (%.0f B), minimal %.0f (%.0f B)\n",
-			dr.Driver, users, a.statements, m.statements, a.redoBytes, m.redoBytes, a.cpuMs, m.cpuMs, a.allocs, a.allocBytes, m.allocs, m.allocBytes)
+		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; redo mpauth %.0f B, minimal %.0f B; server CPU mpauth %.3f ms, minimal %.3f ms; read/write syscalls mpauth %.1f/%.1f, minimal %.1f/%.1f; context switches mpauth %.1f, minimal %.1f; allocations mpauth %.0f (%.0f B), minimal %.0f (%.0f B)\n",
+			dr.Driver, users, a.statements, m.statements, a.redoBytes, m.redoBytes, a.cpuMs, m.cpuMs, a.reads, a.writes, m.reads, m.writes, a.switches, m.switches, a.allocs, a.allocBytes, m.allocs, m.allocBytes)
 		dr.PerLogin = append(dr.PerLogin, row)
 	}
 
@@ -279,6 +280,9 @@ type loginCost struct {
 	statements float64 // statements MySQL received (its Questions counter; 0 on SQLite)
 	redoBytes  float64 // InnoDB redo log written (its LSN; 0 on SQLite)
 	cpuMs      float64 // CPU time of the serving process (Linux; 0 elsewhere)
+	reads      float64 // its read system calls (Linux; 0 elsewhere)
+	writes     float64 // its write system calls (Linux; 0 elsewhere)
+	switches   float64 // its threads' context switches (Linux; 0 elsewhere)
 	allocs     float64 // heap allocations of the serving process (its go_memstats_mallocs_total)
 	allocBytes float64 // bytes those allocations took (go_memstats_alloc_bytes_total)
 }
@@ -338,12 +342,16 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 		return loginCost{}, err
 	}
 	cpu0, cpuOK := procCPU(p.cmd.Process.Pid)
+	r0, w0, ioOK := procIO(p.cmd.Process.Pid)
+	s0, swOK := procSwitches(p.cmd.Process.Pid)
 	for i := 0; i < logins; i++ {
 		if err := login(ctx, rng); err != nil {
 			return loginCost{}, fmt.Errorf("measuring one login: %w", err)
 		}
 	}
 	cpu1, _ := procCPU(p.cmd.Process.Pid)
+	r1, w1, _ := procIO(p.cmd.Process.Pid)
+	s1, _ := procSwitches(p.cmd.Process.Pid)
 	m2, err := b.memStats(ctx, p)
 	if err != nil {
 		return loginCost{}, err
@@ -360,6 +368,12 @@ func (b *bench) perLogin(ctx context.Context, db *sql.DB, driver string, p *proc
 	}
 	if cpuOK {
 		cost.cpuMs = float64(cpu1-cpu0) / float64(time.Millisecond) / logins
+	}
+	if ioOK {
+		cost.reads, cost.writes = float64(r1-r0)/logins, float64(w1-w0)/logins
+	}
+	if swOK {
+		cost.switches = float64(s1-s0) / logins
 	}
 	cost.allocs = ((m2.mallocs - m1.mallocs) - (m1.mallocs - m0.mallocs)) / logins
 	cost.allocBytes = ((m2.bytes - m1.bytes) - (m1.bytes - m0.bytes)) / logins
