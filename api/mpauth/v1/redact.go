@@ -2,15 +2,23 @@ package v1
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
 // Redact methods keep kratos's logging middleware from logging secrets: it
 // logs a request through Redact() when the message has one.
 
-// Redact hides the login codes.
+// Redact hides the login codes. Every login is logged, so it appends to one
+// buffer instead of formatting with fmt (one allocation, not three).
 func (x *LoginRequest) Redact() string {
-	return fmt.Sprintf("platform:%q app_id:%q code:<redacted> anonymous_code:<redacted>", x.GetPlatform(), x.GetAppId())
+	b := make([]byte, 0, 128)
+	b = append(b, "platform:"...)
+	b = strconv.AppendQuote(b, x.GetPlatform())
+	b = append(b, " app_id:"...)
+	b = strconv.AppendQuote(b, x.GetAppId())
+	b = append(b, " code:<redacted> anonymous_code:<redacted>"...)
+	return string(b)
 }
 
 // Redact hides the phone code and the encrypted data.

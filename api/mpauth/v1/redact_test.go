@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -55,5 +56,33 @@ func TestRequestsWithSecretsRedact(t *testing.T) {
 	})
 	if checked < 5 {
 		t.Fatalf("only %d requests with secrets found: is the registry populated?", checked)
+	}
+}
+
+// TestLoginRedactQuotesAsFmt: the login's log line quotes platform and app
+// id exactly as %q does, whatever they hold, and never shows the codes.
+func TestLoginRedactQuotesAsFmt(t *testing.T) {
+	for _, tc := range []struct{ name, platform, appID string }{
+		{"plain", "wechat", "wx1234567890abcdef"},
+		{"empty", "", ""},
+		{"quotes and newline", `we"chat`, "wx\n1"},
+		{"not UTF-8", "\xff\xfe", "wx\x00"},
+		{"longer than the buffer", strings.Repeat("p", 200), strings.Repeat("a", 300)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &LoginRequest{Platform: tc.platform, AppId: tc.appID, Code: "SECRET-code", AnonymousCode: "SECRET-anon"}
+			want := fmt.Sprintf("platform:%q app_id:%q code:<redacted> anonymous_code:<redacted>", tc.platform, tc.appID)
+			if got := req.Redact(); got != want {
+				t.Errorf("Redact() = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func BenchmarkLoginRedact(b *testing.B) {
+	req := &LoginRequest{Platform: "wechat", AppId: "wx1234567890abcdef", Code: "0a1b2c3d"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = req.Redact()
 	}
 }
