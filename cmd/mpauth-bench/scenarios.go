@@ -192,7 +192,7 @@ func (b *bench) runSweep(ctx context.Context, dr *DriverReport, mysql *mysqlServ
 		}
 		row := PerLoginRow{Users: users, MpauthStatements: a.statements, MinimalStatements: m.statements,
 			MpauthRedoBytes: a.redoBytes, MinimalRedoBytes: m.redoBytes, MpauthCPUms: a.cpuMs, MinimalCPUms: m.cpuMs,
-			MpauthSwitches: a.switches, MinimalSwitches: m.switches, MpauthReads: a.reads, MinimalReads: m.reads, MpauthWrites: a.writes, MinimalWrites: m.writes,
+			MpauthReads: a.reads, MinimalReads: m.reads, MpauthWrites: a.writes, MinimalWrites: m.writes, MpauthSwitches: a.switches, MinimalSwitches: m.switches,
 			MpauthAllocs: a.allocs, MinimalAllocs: m.allocs, MpauthAllocBytes: a.allocBytes, MinimalAllocBytes: m.allocBytes}
 		fmt.Fprintf(b.log, "%s: per %s login: statements mpauth %.2f, minimal %.2f; redo mpauth %.0f B, minimal %.0f B; server CPU mpauth %.3f ms, minimal %.3f ms; read/write syscalls mpauth %.1f/%.1f, minimal %.1f/%.1f; context switches mpauth %.1f, minimal %.1f; allocations mpauth %.0f (%.0f B), minimal %.0f (%.0f B)\n",
 			dr.Driver, users, a.statements, m.statements, a.redoBytes, m.redoBytes, a.cpuMs, m.cpuMs, a.reads, a.writes, m.reads, m.writes, a.switches, m.switches, a.allocs, a.allocBytes, m.allocs, m.allocBytes)
